@@ -1,0 +1,32 @@
+"""poolbench's shared model: workloads, distributions, policies, faults and results.
+
+Pure Python and numpy: no simpy and no threading, so both the simulated pool (``sim``)
+and the real threaded pool (``real``) drive the very same objects.
+"""
+
+from pool import dists, policies, theory
+from pool.autoscaling import Autoscaling
+from pool.faults import Fault, FaultPlan, Recovery
+from pool.overhead import Overhead
+from pool.policies import FIFO, POLICY_NAMES, Policy, Priority, WorkStealing
+from pool.results import RunResult, compare
+from pool.tasks import Workload
+
+__all__ = [
+    "FIFO",
+    "POLICY_NAMES",
+    "Autoscaling",
+    "Fault",
+    "FaultPlan",
+    "Overhead",
+    "Policy",
+    "Priority",
+    "Recovery",
+    "RunResult",
+    "WorkStealing",
+    "Workload",
+    "compare",
+    "dists",
+    "policies",
+    "theory",
+]

@@ -1,0 +1,294 @@
+"""Scheduling policies: pure decision logic, driven alike by the simulated and the real pool.
+
+A policy never sleeps, blocks, yields or locks. The pool that drives it tells it what
+happened (a task was submitted, a worker slot joined or left) and asks it what to do
+(which task this worker runs next, whether an idle worker may steal and from whom, how
+many workers there should be). The simulated pool calls it from SimPy processes, the
+threaded pool under one lock, so both run the very same scheduling code.
+
+Tasks are integer ids; the pool keeps their data. Worker slots are integers 0..n-1.
+A policy object drives one pool run at a time: the pool calls :meth:`Policy.reset` first.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Iterable
+from typing import Literal
+
+import numpy as np
+
+from pool import _validate
+
+
+class Policy(ABC):
+    """What every policy answers. Subclasses keep their queues; the pool keeps the tasks."""
+
+    #: Seconds between autoscaling decisions, or None for a fixed-size pool.
+    decision_interval: float | None = None
+    #: Seconds before a worker added by scaling starts to serve.
+    startup_delay: float = 0.0
+    #: Seconds an idle worker spends taking tasks from a victim's queue.
+    steal_latency: float = 0.0
+
+    @abstractmethod
+    def reset(self, workers: Iterable[int], rng: np.random.Generator) -> None:
+        """Forget all state; the pool starts with worker slots ``workers``."""
+
+    @abstractmethod
+    def submit(self, task: int, priority: int, affinity: int, now: float) -> int | None:
+        """Queue ``task``; return the slot whose own queue holds it, or None for a shared queue."""
+
+    @abstractmethod
+    def next_task(self, worker: int, now: float) -> int | None:
+        """The task ``worker`` runs next, removed from the queue, or None if it has none."""
+
+    @abstractmethod
+    def queued(self) -> int:
+        """Tasks waiting in all queues."""
+
+    def add_worker(self, worker: int) -> None:
+        """Slot ``worker`` starts serving (at start, after a restart or a scale-up)."""
+
+    def remove_worker(self, worker: int) -> list[int]:
+        """Slot ``worker`` stops serving; return the tasks queued for it, for the pool to resubmit."""
+        return []
+
+    @property
+    def can_steal(self) -> bool:
+        """Whether an idle worker may take tasks from another worker's queue."""
+        return False
+
+    def steal(self, thief: int, now: float) -> tuple[int, list[int]] | None:
+        """Move tasks from a victim's queue to ``thief``'s; return (victim, task ids) or None."""
+        return None
+
+    def desired_workers(self, now: float, workers: int, busy: int, queued: int) -> int:
+        """At a decision tick: how many workers the pool should have (fixed-size: ``workers``)."""
+        return workers
+
+    def describe(self) -> dict[str, object]:
+        """The policy's parameters, for result metadata."""
+        return {"policy": self.name}
+
+    @property
+    def name(self) -> str:
+        """Short name, as accepted by :func:`resolve`."""
+        return type(self).__name__.lower()
+
+
+class FIFO(Policy):
+    """One shared queue, first in first out."""
+
+    def __init__(self) -> None:
+        self._queue: deque[int] = deque()
+
+    def reset(self, workers: Iterable[int], rng: np.random.Generator) -> None:
+        self._queue = deque()
+
+    def submit(self, task: int, priority: int, affinity: int, now: float) -> int | None:
+        self._queue.append(task)
+        return None
+
+    def next_task(self, worker: int, now: float) -> int | None:
+        return self._queue.popleft() if self._queue else None
+
+    def queued(self) -> int:
+        return len(self._queue)
+
+    @property
+    def name(self) -> str:
+        return "fifo"
+
+
+class Priority(Policy):
+    """Non-preemptive priority: class 0 first, FIFO within a class.
+
+    With ``aging`` (seconds), a waiting task gains one class of urgency per ``aging``
+    seconds waited, so low classes cannot starve; the queue heads are compared by
+    ``class - wait / aging``, ties going to the more urgent class.
+    """
+
+    def __init__(self, aging: float | None = None) -> None:
+        self.aging = None if aging is None else _validate.positive("aging", aging)
+        self._queues: dict[int, deque[int]] = {}
+        self._classes: list[int] = []
+        self._enqueued_at: dict[int, float] = {}
+        self._count = 0
+
+    def reset(self, workers: Iterable[int], rng: np.random.Generator) -> None:
+        self._queues, self._classes, self._enqueued_at, self._count = {}, [], {}, 0
+
+    def submit(self, task: int, priority: int, affinity: int, now: float) -> int | None:
+        queue = self._queues.get(priority)
+        if queue is None:
+            queue = self._queues[priority] = deque()
+            self._classes = sorted(self._queues)
+        queue.append(task)
+        if self.aging is not None:
+            self._enqueued_at[task] = now
+        self._count += 1
+        return None
+
+    def next_task(self, worker: int, now: float) -> int | None:
+        if not self._count:
+            return None
+        if self.aging is None:
+            queue = next(q for q in map(self._queues.__getitem__, self._classes) if q)
+        else:
+            queue = self._most_urgent_aged(now)
+        self._count -= 1
+        task = queue.popleft()
+        self._enqueued_at.pop(task, None)
+        return task
+
+    def _most_urgent_aged(self, now: float) -> deque[int]:
+        assert self.aging is not None
+        best: deque[int] | None = None
+        best_rank = float("inf")
+        for klass in self._classes:
+            queue = self._queues[klass]
+            if queue:
+                rank = klass - (now - self._enqueued_at[queue[0]]) / self.aging
+                if rank < best_rank:
+                    best, best_rank = queue, rank
+        assert best is not None
+        return best
+
+    def queued(self) -> int:
+        return self._count
+
+    def describe(self) -> dict[str, object]:
+        return {"policy": self.name, "aging": self.aging}
+
+
+Placement = Literal["round-robin", "affinity"]
+Victim = Literal["random", "longest"]
+Amount = Literal["none", "one", "half"]
+
+
+class WorkStealing(Policy):
+    """Per-worker queues; an idle worker runs its own queue first, then steals.
+
+    ``placement``: "round-robin" over serving slots, or "affinity" (a task goes to the
+    slot it prefers when that slot serves, else round-robin). ``victim``: "random" among
+    workers with queued tasks, or the "longest" queue. ``amount``: steal "one" task, "half"
+    the victim's queue (rounded up), or "none" (no stealing, a baseline). A thief takes the
+    victim's oldest tasks, which have waited longest. ``steal_latency`` (seconds) is the
+    time a steal costs the thief before it can run what it took.
+    """
+
+    def __init__(
+        self,
+        placement: Placement = "round-robin",
+        victim: Victim = "random",
+        amount: Amount = "one",
+        steal_latency: float = 0.0,
+    ) -> None:
+        self.placement = _choice("placement", placement, ("round-robin", "affinity"))
+        self.victim = _choice("victim", victim, ("random", "longest"))
+        self.amount = _choice("amount", amount, ("none", "one", "half"))
+        self.steal_latency = _validate.non_negative("steal_latency", steal_latency)
+        self._queues: dict[int, deque[int]] = {}
+        self._slots: list[int] = []
+        self._next_slot = 0
+        self._count = 0
+        self._rng = np.random.default_rng(0)
+
+    def reset(self, workers: Iterable[int], rng: np.random.Generator) -> None:
+        self._queues = {slot: deque() for slot in workers}
+        self._slots = sorted(self._queues)
+        self._next_slot, self._count, self._rng = 0, 0, rng
+
+    def add_worker(self, worker: int) -> None:
+        if worker not in self._queues:
+            self._queues[worker] = deque()
+            self._slots = sorted(self._queues)
+
+    def remove_worker(self, worker: int) -> list[int]:
+        queue = self._queues.pop(worker, None)
+        if queue is None:
+            return []
+        self._slots = sorted(self._queues)
+        self._count -= len(queue)
+        return list(queue)
+
+    def submit(self, task: int, priority: int, affinity: int, now: float) -> int | None:
+        if not self._slots:
+            raise RuntimeError("WorkStealing has no serving worker to place a task on")
+        if self.placement == "affinity" and affinity in self._queues:
+            slot = affinity
+        else:
+            slot = self._slots[self._next_slot % len(self._slots)]
+            self._next_slot += 1
+        self._queues[slot].append(task)
+        self._count += 1
+        return slot
+
+    def next_task(self, worker: int, now: float) -> int | None:
+        queue = self._queues.get(worker)
+        if not queue:
+            return None
+        self._count -= 1
+        return queue.popleft()
+
+    def queued(self) -> int:
+        return self._count
+
+    def queued_for(self, worker: int) -> int:
+        """Tasks waiting in ``worker``'s own queue."""
+        return len(self._queues.get(worker, ()))
+
+    @property
+    def can_steal(self) -> bool:
+        return self.amount != "none"
+
+    def steal(self, thief: int, now: float) -> tuple[int, list[int]] | None:
+        own = self._queues.get(thief)
+        if own is None or not self.can_steal or self._count == len(own):
+            return None
+        candidates = [slot for slot in self._slots if slot != thief and self._queues[slot]]
+        if self.victim == "longest":
+            victim = max(candidates, key=lambda slot: len(self._queues[slot]))
+        else:
+            victim = candidates[int(self._rng.integers(len(candidates)))]
+        source = self._queues[victim]
+        take = 1 if self.amount == "one" else (len(source) + 1) // 2
+        stolen = [source.popleft() for _ in range(take)]
+        own.extendleft(reversed(stolen))
+        return victim, stolen
+
+    def describe(self) -> dict[str, object]:
+        return {"policy": self.name, "placement": self.placement, "victim": self.victim,
+                "amount": self.amount, "steal_latency": self.steal_latency}
+
+    @property
+    def name(self) -> str:
+        return "work-stealing"
+
+
+def _choice(name: str, value: object, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+    return str(value)
+
+
+POLICY_NAMES = ("fifo", "priority", "work-stealing", "autoscaling")
+
+
+def resolve(policy: str | Policy) -> Policy:
+    """A policy object from a name in :data:`POLICY_NAMES` (defaults) or an object as is."""
+    if isinstance(policy, Policy):
+        return policy
+    if policy == "fifo":
+        return FIFO()
+    if policy == "priority":
+        return Priority()
+    if policy == "work-stealing":
+        return WorkStealing()
+    if policy == "autoscaling":
+        from pool.autoscaling import Autoscaling
+
+        return Autoscaling()
+    raise ValueError(f"policy must be one of {', '.join(POLICY_NAMES)} or a Policy; got {policy!r}")

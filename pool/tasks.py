@@ -1,0 +1,328 @@
+"""Workloads: columnar arrays of tasks, and generators for the usual arrival patterns.
+
+A workload holds one row per task (its index is the task id): ``arrival`` and
+``service`` in seconds, ``priority`` (0 is the most urgent), ``cpu_fraction`` (the part
+of the service that holds the interpreter lock in a threaded pool) and ``affinity`` (a
+preferred worker slot, -1 for none). Arrays, not objects, so a million tasks build in
+well under a second and cost a few tens of megabytes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from pool import _validate, dists
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+TRACE_COLUMNS = ("arrival", "service", "priority", "cpu_fraction", "affinity")
+
+
+@dataclass(frozen=True, eq=False)
+class Workload:
+    """A fixed list of tasks; build one with a generator such as :meth:`poisson`."""
+
+    arrival: FloatArray
+    service: FloatArray
+    priority: IntArray
+    cpu_fraction: FloatArray
+    affinity: IntArray
+
+    def __post_init__(self) -> None:
+        arrays = {name: np.ascontiguousarray(getattr(self, name)) for name in TRACE_COLUMNS}
+        n_tasks = arrays["arrival"].shape[0]
+        for name, array in arrays.items():
+            if array.ndim != 1 or array.shape[0] != n_tasks:
+                raise ValueError(f"{name} must be a 1-d array of length {n_tasks}")
+        _check_columns(arrays)
+        for name, array in arrays.items():
+            array.setflags(write=False)
+            object.__setattr__(self, name, array)
+
+    def __len__(self) -> int:
+        return int(self.arrival.shape[0])
+
+    @property
+    def n_tasks(self) -> int:
+        """Number of tasks."""
+        return len(self)
+
+    @property
+    def duration(self) -> float:
+        """Time of the last arrival, in seconds."""
+        return float(self.arrival[-1]) if len(self) else 0.0
+
+    @property
+    def arrival_rate(self) -> float:
+        """Mean arrival rate over the workload, tasks per second."""
+        return len(self) / self.duration if self.duration > 0 else float("inf")
+
+    @property
+    def mean_service(self) -> float:
+        """Mean service time, seconds."""
+        return float(self.service.mean())
+
+    def offered_load(self, workers: int) -> float:
+        """Utilisation the workload asks of ``workers`` workers: rate * mean service / workers."""
+        workers = _validate.integer_at_least("workers", workers, 1)
+        return self.arrival_rate * self.mean_service / workers
+
+    def head(self, n_tasks: int) -> Workload:
+        """The first ``n_tasks`` tasks."""
+        n_tasks = _validate.integer_at_least("n_tasks", n_tasks, 1)
+        return Workload(*(getattr(self, name)[:n_tasks] for name in TRACE_COLUMNS))
+
+    def with_affinity(self, workers: int, hot_share: float, seed: int = 0) -> Workload:
+        """A copy where tasks prefer workers unevenly: ``hot_share`` of them prefer slot 0.
+
+        The rest are spread uniformly over all ``workers`` slots. With a round-robin
+        placement this is balanced; with affinity placement worker 0 is overloaded,
+        which is what work stealing exists to fix.
+        """
+        workers = _validate.integer_at_least("workers", workers, 1)
+        hot_share = _validate.probability("hot_share", hot_share)
+        rng = np.random.default_rng(np.random.SeedSequence(_seed(seed)).spawn(1)[0])
+        hot = rng.random(len(self)) < hot_share
+        affinity = np.where(hot, 0, rng.integers(0, workers, len(self))).astype(np.int64)
+        return Workload(self.arrival, self.service, self.priority, self.cpu_fraction, affinity)
+
+    def with_cpu_fraction(self, cpu_fraction: float) -> Workload:
+        """A copy where every task spends ``cpu_fraction`` of its service holding the GIL."""
+        fraction = _validate.probability("cpu_fraction", cpu_fraction)
+        cpu = np.full(len(self), fraction)
+        return Workload(self.arrival, self.service, self.priority, cpu, self.affinity)
+
+    def to_frame(self) -> pd.DataFrame:
+        """The workload as a DataFrame with the trace columns."""
+        return pd.DataFrame({name: getattr(self, name) for name in TRACE_COLUMNS})
+
+    def to_trace(self, path: str | os.PathLike[str]) -> None:
+        """Write the workload to ``path`` (.csv or .parquet); :meth:`from_trace` reads it back."""
+        target = Path(path)
+        frame = self.to_frame()
+        if target.suffix == ".csv":
+            frame.to_csv(target, index=False, float_format="%.17g")
+        elif target.suffix in (".parquet", ".pq"):
+            frame.to_parquet(target, index=False)
+        else:
+            raise ValueError(f"path must end in .csv or .parquet, got {str(path)!r}")
+
+    @classmethod
+    def from_trace(cls, source: str | os.PathLike[str] | pd.DataFrame) -> Workload:
+        """Read a workload from a DataFrame or a .csv / .parquet file.
+
+        Columns ``arrival`` and ``service`` (seconds) are required; ``priority``,
+        ``cpu_fraction`` and ``affinity`` are optional. Rows are sorted by arrival.
+        """
+        frame = _read_trace(source)
+        missing = [name for name in ("arrival", "service") if name not in frame.columns]
+        if missing:
+            raise ValueError(f"trace is missing column(s) {missing}; it needs arrival and service")
+        if len(frame) == 0:
+            raise ValueError("trace must contain at least one task")
+        frame = frame.sort_values("arrival", kind="stable")
+        n_tasks = len(frame)
+
+        def column(name: str, default: float, dtype: type) -> Any:
+            if name not in frame.columns:
+                return np.full(n_tasks, default, dtype=dtype)
+            values = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64)
+            if not np.all(np.isfinite(values)):
+                raise ValueError(f"trace column {name} must hold finite numbers")
+            return values.astype(dtype)
+
+        return cls(
+            column("arrival", 0.0, np.float64),
+            column("service", 0.0, np.float64),
+            column("priority", 0, np.int64),
+            column("cpu_fraction", 0.0, np.float64),
+            column("affinity", -1, np.int64),
+        )
+
+    @classmethod
+    def poisson(
+        cls,
+        rate: float,
+        service: dists.Distribution,
+        n_tasks: int,
+        priorities: Mapping[int, float] | None = None,
+        seed: int = 0,
+        cpu_fraction: float = 0.0,
+    ) -> Workload:
+        """Poisson arrivals at ``rate`` tasks/s; services drawn from ``service``.
+
+        ``priorities`` maps class (0 most urgent) to its share of tasks; shares sum to 1.
+        """
+        rate = _validate.positive("rate", rate)
+        return cls.renewal(dists.Exponential(1.0 / rate), service, n_tasks, priorities, seed,
+                           cpu_fraction)
+
+    @classmethod
+    def renewal(
+        cls,
+        interarrival: dists.Distribution,
+        service: dists.Distribution,
+        n_tasks: int,
+        priorities: Mapping[int, float] | None = None,
+        seed: int = 0,
+        cpu_fraction: float = 0.0,
+    ) -> Workload:
+        """Arrivals with independent gaps drawn from ``interarrival`` (a G/G/c workload)."""
+        interarrival = dists.check("interarrival", interarrival)
+        n_tasks = _validate.integer_at_least("n_tasks", n_tasks, 1)
+        gap_rng, service_rng, class_rng = _generators(seed, 3)
+        arrival = np.cumsum(interarrival.sample(gap_rng, n_tasks))
+        return _assemble(arrival, service, priorities, class_rng, service_rng, cpu_fraction)
+
+    @classmethod
+    def steps(
+        cls,
+        rates: Sequence[tuple[float, float]],
+        service: dists.Distribution,
+        priorities: Mapping[int, float] | None = None,
+        seed: int = 0,
+        cpu_fraction: float = 0.0,
+    ) -> Workload:
+        """Piecewise-constant Poisson load: ``rates`` is a list of (duration s, rate tasks/s).
+
+        A rate of 0 gives a quiet phase. Used to drive autoscaling up and down.
+        """
+        if len(rates) == 0:
+            raise ValueError("rates must list at least one (duration, rate) phase")
+        gap_rng, service_rng, class_rng = _generators(seed, 3)
+        arrivals: list[FloatArray] = []
+        start = 0.0
+        for duration, rate in rates:
+            duration = _validate.positive("rates duration", duration)
+            rate = _validate.non_negative("rates rate", rate)
+            if rate > 0:
+                count = gap_rng.poisson(rate * duration)
+                arrivals.append(np.sort(start + gap_rng.uniform(0.0, duration, count)))
+            start += duration
+        arrival = np.concatenate(arrivals) if arrivals else np.empty(0)
+        if arrival.size == 0:
+            raise ValueError("rates produce no tasks; give at least one positive rate")
+        return _assemble(arrival, service, priorities, class_rng, service_rng, cpu_fraction)
+
+    @classmethod
+    def bursty(
+        cls,
+        rate_on: float,
+        rate_off: float,
+        mean_on: float,
+        mean_off: float,
+        service: dists.Distribution,
+        n_tasks: int,
+        priorities: Mapping[int, float] | None = None,
+        seed: int = 0,
+    ) -> Workload:
+        """Two-state Markov-modulated Poisson arrivals (MMPP-2).
+
+        The source alternates between an "on" phase (rate ``rate_on`` tasks/s, mean
+        length ``mean_on`` s) and an "off" phase (``rate_off``, ``mean_off``), each of
+        exponential length: bursts that a Poisson workload of the same mean lacks.
+        """
+        rate_on = _validate.positive("rate_on", rate_on)
+        rate_off = _validate.non_negative("rate_off", rate_off)
+        mean_on = _validate.positive("mean_on", mean_on)
+        mean_off = _validate.positive("mean_off", mean_off)
+        n_tasks = _validate.integer_at_least("n_tasks", n_tasks, 1)
+        phase_rng, service_rng, class_rng = _generators(seed, 3)
+        chunks: list[FloatArray] = []
+        produced, start, on = 0, 0.0, True
+        while produced < n_tasks:
+            length = phase_rng.exponential(mean_on if on else mean_off)
+            rate = rate_on if on else rate_off
+            count = phase_rng.poisson(rate * length)
+            if count:
+                chunks.append(np.sort(start + phase_rng.uniform(0.0, length, count)))
+                produced += count
+            start, on = start + length, not on
+        arrival = np.concatenate(chunks)[:n_tasks]
+        return _assemble(arrival, service, priorities, class_rng, service_rng, 0.0)
+
+
+def _assemble(
+    arrival: FloatArray,
+    service: dists.Distribution,
+    priorities: Mapping[int, float] | None,
+    class_rng: np.random.Generator,
+    service_rng: np.random.Generator,
+    cpu_fraction: float,
+) -> Workload:
+    service = dists.check("service", service)
+    n_tasks = arrival.shape[0]
+    priority = _draw_classes(priorities, class_rng, n_tasks)
+    fraction = _validate.probability("cpu_fraction", cpu_fraction)
+    return Workload(
+        arrival,
+        service.sample(service_rng, n_tasks),
+        priority,
+        np.full(n_tasks, fraction),
+        np.full(n_tasks, -1, dtype=np.int64),
+    )
+
+
+def _draw_classes(
+    priorities: Mapping[int, float] | None, rng: np.random.Generator, n_tasks: int
+) -> IntArray:
+    if priorities is None:
+        return np.zeros(n_tasks, dtype=np.int64)
+    if not isinstance(priorities, Mapping) or len(priorities) == 0:
+        raise ValueError("priorities must be a non-empty mapping of class -> share")
+    classes = [_validate.integer_at_least("priorities class", c, 0) for c in priorities]
+    shares = np.array([_validate.probability("priorities share", s) for s in priorities.values()])
+    if abs(shares.sum() - 1.0) > 1e-9:
+        raise ValueError(f"priorities shares must sum to 1, got {shares.sum():g}")
+    return np.asarray(classes, dtype=np.int64)[rng.choice(len(classes), n_tasks, p=shares)]
+
+
+def _check_columns(arrays: Mapping[str, npt.NDArray[Any]]) -> None:
+    arrival, service = arrays["arrival"], arrays["service"]
+    if not (np.all(np.isfinite(arrival)) and np.all(arrival >= 0)):
+        raise ValueError("arrival must hold finite, non-negative times")
+    if np.any(np.diff(arrival) < 0):
+        raise ValueError("arrival must be sorted in non-decreasing order")
+    if not (np.all(np.isfinite(service)) and np.all(service >= 0)):
+        raise ValueError("service must hold finite, non-negative durations")
+    cpu = arrays["cpu_fraction"]
+    if not (np.all(cpu >= 0) and np.all(cpu <= 1)):
+        raise ValueError("cpu_fraction must lie in [0, 1]")
+    if np.any(arrays["priority"] < 0):
+        raise ValueError("priority must be >= 0 (0 is the most urgent)")
+    if np.any(arrays["affinity"] < -1):
+        raise ValueError("affinity must be a worker slot >= 0, or -1 for none")
+
+
+def _read_trace(source: str | os.PathLike[str] | pd.DataFrame) -> pd.DataFrame:
+    if isinstance(source, pd.DataFrame):
+        return source
+    path = Path(source)
+    if not path.is_file():
+        raise ValueError(f"trace file {str(path)!r} does not exist")
+    try:
+        if path.suffix == ".csv":
+            return pd.read_csv(path)
+        if path.suffix in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+    except Exception as error:  # any parser failure is a malformed trace
+        raise ValueError(f"trace file {str(path)!r} could not be read: {error}") from None
+    raise ValueError(f"trace file must end in .csv or .parquet, got {str(path)!r}")
+
+
+def _seed(seed: int) -> int:
+    return _validate.integer_at_least("seed", seed, 0)
+
+
+def _generators(seed: int, count: int) -> list[np.random.Generator]:
+    children = np.random.SeedSequence(_seed(seed)).spawn(count)
+    return [np.random.default_rng(child) for child in children]

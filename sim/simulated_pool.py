@@ -1,0 +1,277 @@
+"""SimulatedPool: a SimPy model of a worker pool driven by a ``pool`` policy object.
+
+One process per worker and one for arrivals; records go to plain lists. An idle worker
+waits on an event of its own and a submit wakes one: the worker the task was placed
+on, or, for a shared queue or a stealing policy, any idle worker. Faults, detection,
+restarts and retries live in :mod:`sim.recovery`; autoscaling in :mod:`sim.scaling`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import simpy
+
+from pool import _validate
+from pool.faults import FaultPlan, Recovery
+from pool.overhead import Overhead
+from pool.policies import Policy, resolve
+from pool.records import DONE, PENDING, Recorder
+from pool.results import RunResult
+from pool.seeding import run_streams
+from pool.tasks import Workload
+from sim.worker import Crashed, SimWorker
+
+SimEvents = Generator[simpy.Event, Any, None]
+
+
+class SimulatedPool:
+    """A discrete-event model of a pool of ``workers`` running ``policy`` over a workload.
+
+    ``faults`` and ``recovery`` say what goes wrong and how the pool answers;
+    ``overhead`` adds a real pool's per-task costs (see :func:`real.calibrate`).
+    """
+
+    def __init__(
+        self,
+        policy: str | Policy = "fifo",
+        workers: int = 4,
+        faults: FaultPlan | None = None,
+        recovery: Recovery | None = None,
+        seed: int = 0,
+        overhead: Overhead | None = None,
+    ) -> None:
+        self.policy = resolve(policy)
+        self.workers = _validate.integer_at_least("workers", workers, 1)
+        if faults is not None and not isinstance(faults, FaultPlan):
+            raise ValueError(f"faults must be a FaultPlan or None, got {faults!r}")
+        if recovery is not None and not isinstance(recovery, Recovery):
+            raise ValueError(f"recovery must be a Recovery or None, got {recovery!r}")
+        if overhead is not None and not isinstance(overhead, Overhead):
+            raise ValueError(f"overhead must be an Overhead or None, got {overhead!r}")
+        self.faults = faults or FaultPlan()
+        self.recovery = recovery or Recovery()
+        self.seed = _validate.integer_at_least("seed", seed, 0)
+        self.overhead = overhead or Overhead()
+
+    def run(self, workload: Workload) -> RunResult:
+        """Simulate ``workload`` to the end: every task ``done`` or ``failed``."""
+        if not isinstance(workload, Workload):
+            raise ValueError(f"workload must be a pool.Workload, got {workload!r}")
+        return _Run(self, workload).execute()
+
+
+class _Run:
+    """The state of one simulation; :class:`SimulatedPool` stays reusable."""
+
+    def __init__(self, config: SimulatedPool, workload: Workload) -> None:
+        from sim.recovery import FaultHandler
+
+        self.env = simpy.Environment()
+        self.policy = config.policy
+        self.recovery = config.recovery
+        self.workload = workload
+        self.streams = run_streams(config.seed)
+        self.rec = Recorder(workload, config.workers)
+        self.policy.reset(range(config.workers), self.streams.policy)
+        self.durations = self._durations(workload, config.overhead)
+        self.cpu = workload.cpu_fraction.tolist() if workload.cpu_fraction.any() else None
+        self.gil = simpy.Resource(self.env, capacity=1) if self.cpu else None
+        self.priority = workload.priority.tolist()
+        self.affinity = workload.affinity.tolist()
+        self.slots: dict[int, SimWorker] = {}
+        self.idle: dict[int, SimWorker] = {}
+        self.busy = 0
+        self.unfinished = len(workload)
+        self.all_done = self.env.event()
+        self.thread_start = config.overhead.thread_start
+        self.faults = FaultHandler(self, config.faults, config.workers)
+        self.config = config
+
+    @staticmethod
+    def _durations(workload: Workload, overhead: Overhead) -> list[float]:
+        service = workload.service
+        if overhead.sleep_overshoot:
+            io_part = service * (1.0 - workload.cpu_fraction)
+            service = service + overhead.sleep_overshoot * (io_part > 0)
+        return (service + overhead.dispatch).tolist()
+
+    def execute(self) -> RunResult:
+        for slot in range(self.config.workers):
+            self.start_worker(slot)
+        self.env.process(self._arrivals())
+        self.faults.start()
+        if self.policy.decision_interval is not None:
+            from sim.scaling import scaler
+
+            self.env.process(scaler(self))
+        try:
+            self.env.run(until=self.all_done)
+        except RuntimeError as error:
+            if "No scheduled events left" not in str(error):
+                raise
+        meta = {"policy": self.policy.describe(), "workers": self.config.workers,
+                "seed": self.config.seed, "overhead": self.config.overhead.as_dict(),
+                "recovery": vars(self.recovery), "end_time": self.env.now}
+        return self.rec.result("sim", meta)
+
+    # -- tasks -------------------------------------------------------------------------
+
+    def _arrivals(self) -> SimEvents:
+        env, now = self.env, 0.0
+        for task, arrival in enumerate(self.workload.arrival.tolist()):
+            if arrival > now:
+                yield env.timeout(arrival - now)
+                now = arrival
+            self.submit(task)
+
+    def submit(self, task: int) -> None:
+        """Hand ``task`` to the policy and wake a worker that can take it."""
+        target = self.policy.submit(task, self.priority[task], self.affinity[task], self.env.now)
+        idle = self.idle
+        if not idle:
+            return
+        worker = idle.pop(target) if target is not None and target in idle else None
+        if worker is None and (target is None or self.policy.can_steal):
+            worker = idle.popitem()[1]
+        if worker is not None:
+            worker.wake.succeed()
+
+    def finish(self, task: int) -> None:
+        """``task`` reached a final state: stop the run after the last one."""
+        self.unfinished -= 1
+        if not self.unfinished:
+            self.all_done.succeed()
+
+    # -- workers -----------------------------------------------------------------------
+
+    def start_worker(self, slot: int) -> SimWorker:
+        """Put a new worker in ``slot``, serving from now."""
+        worker = SimWorker(slot, self.env.now)
+        self.slots[slot] = worker
+        self.policy.add_worker(slot)
+        worker.process = self.env.process(self._work(worker))
+        return worker
+
+    def _work(self, worker: SimWorker) -> SimEvents:
+        try:
+            yield from self._serve(worker)
+        except Crashed:
+            if self.idle.get(worker.slot) is worker:
+                del self.idle[worker.slot]
+
+    def _serve(self, worker: SimWorker) -> SimEvents:
+        env, policy, rec, slot = self.env, self.policy, self.rec, worker.slot
+        durations, faults, cpu = self.durations, self.faults, self.cpu
+        ends, status = rec.end, rec.status
+        watch_attempts = faults.watch_attempts
+        while not (worker.retiring or worker.declared_dead):
+            task = policy.next_task(slot, env.now)
+            if task is None:
+                if policy.can_steal and (yield from self._steal(worker)):
+                    continue
+                yield from self._idle(worker)
+                continue
+            worker.task = task
+            self.busy += 1
+            rec.begin(task, slot, env.now)
+            if watch_attempts:
+                faults.attempt_started(worker, task)
+            if cpu is not None and cpu[task] > 0:
+                yield from self._cpu_bound(worker, task)
+            else:
+                worker.attempt_end = env.now + durations[task]
+                try:
+                    yield env.timeout(durations[task])
+                except simpy.Interrupt as interrupt:
+                    yield from faults.resume(worker, interrupt, worker.attempt_end - env.now)
+            if worker.declared_dead:
+                faults.discard(worker, task)
+                break
+            worker.task = -1
+            self.busy -= 1
+            if faults.attempt_raised(task):
+                faults.attempt_failed(task, "error")
+            elif status[task] == PENDING:
+                ends[task] = env.now
+                status[task] = DONE
+                self.finish(task)
+            else:
+                faults.discard(worker, task)
+        if worker.retiring and not worker.declared_dead:
+            self.retired(worker)
+
+    def _steal(self, worker: SimWorker) -> Generator[simpy.Event, Any, bool]:
+        taken = self.policy.steal(worker.slot, self.env.now)
+        if taken is None:
+            return False
+        victim, tasks = taken
+        for task in tasks:
+            self.rec.stolen[task] = True
+            self.rec.event(self.env.now, "steal", worker.slot, task)
+        if self.policy.steal_latency > 0:
+            yield from self.faults.hold(worker, self.policy.steal_latency)
+        return True
+
+    def _idle(self, worker: SimWorker) -> SimEvents:
+        worker.wake = self.env.event()
+        self.idle[worker.slot] = worker
+        try:
+            yield worker.wake
+        except simpy.Interrupt as interrupt:
+            if self.idle.get(worker.slot) is worker:
+                del self.idle[worker.slot]
+            yield from self.faults.resume(worker, interrupt, 0.0)
+
+    def _cpu_bound(self, worker: SimWorker, task: int) -> SimEvents:
+        assert self.gil is not None and self.cpu is not None
+        duration = self.durations[task]
+        cpu_part = self.workload.service[task] * self.cpu[task]
+        request = self.gil.request()
+        try:
+            yield from self.faults.wait_for(worker, request)
+            yield from self.faults.hold(worker, cpu_part)
+        finally:
+            self.gil.release(request) if request.triggered else request.cancel()
+        yield from self.faults.hold(worker, duration - cpu_part)
+
+    def wake_idle(self) -> None:
+        """Wake idle workers so they look for work (after tasks were requeued)."""
+        for worker in list(self.idle.values()):
+            del self.idle[worker.slot]
+            worker.wake.succeed()
+
+    def retire(self, slot: int) -> None:
+        """Scale-down: ``slot`` takes no new work; it leaves after its running task."""
+        worker = self.slots.get(slot)
+        if worker is None:
+            return
+        worker.retiring = True
+        for task in self.policy.remove_worker(slot):
+            self.submit(task)
+        if self.idle.get(slot) is worker:
+            del self.idle[slot]
+            worker.wake.succeed()
+
+    def retired(self, worker: SimWorker) -> None:
+        """A retiring worker has left its slot."""
+        if self.slots.get(worker.slot) is worker:
+            del self.slots[worker.slot]
+        self.rec.workers_changed(self.env.now, -1)
+
+
+def run(
+    workload: Workload,
+    policy: str | Policy = "fifo",
+    workers: int = 4,
+    faults: FaultPlan | None = None,
+    recovery: Recovery | None = None,
+    seed: int = 0,
+    overhead: Overhead | None = None,
+) -> RunResult:
+    """Simulate ``workload`` on a pool of ``workers`` under ``policy``; see :class:`SimulatedPool`."""
+    pool = SimulatedPool(policy, workers, faults, recovery, seed, overhead)
+    return pool.run(workload)
+
+
