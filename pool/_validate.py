@@ -9,7 +9,7 @@ import numpy as np
 
 
 def positive(name: str, value: Any) -> float:
-    """Return ``value`` as a float if it is finite and > 0, else raise ValueError naming ``name``."""
+    """``value`` as a float if finite and > 0, else a ValueError naming ``name``."""
     number = _finite(name, value)
     if number <= 0:
         raise ValueError(f"{name} must be a positive finite number, got {value!r}")
@@ -17,7 +17,7 @@ def positive(name: str, value: Any) -> float:
 
 
 def non_negative(name: str, value: Any) -> float:
-    """Return ``value`` as a float if it is finite and >= 0, else raise ValueError naming ``name``."""
+    """``value`` as a float if finite and >= 0, else a ValueError naming ``name``."""
     number = _finite(name, value)
     if number < 0:
         raise ValueError(f"{name} must be a non-negative finite number, got {value!r}")
@@ -33,7 +33,7 @@ def probability(name: str, value: Any) -> float:
 
 
 def integer_at_least(name: str, value: Any, minimum: int) -> int:
-    """Return ``value`` if it is an int >= ``minimum`` (bools rejected), else raise naming ``name``."""
+    """``value`` if an int >= ``minimum`` (bools rejected), else a ValueError naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     if value < minimum:
@@ -51,4 +51,3 @@ def _finite(name: str, value: Any) -> float:
     if not math.isfinite(number):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
     return number
-

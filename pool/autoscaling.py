@@ -125,11 +125,16 @@ class Autoscaling(Policy):
 
     def describe(self) -> dict[str, object]:
         return {
-            "policy": self.name, "inner": self.inner.describe(),
-            "min_workers": self.min_workers, "max_workers": self.max_workers,
-            "metric": self.metric, "target": self.target,
-            "decision_interval": self.decision_interval, "cooldown": self.cooldown,
-            "startup_delay": self.startup_delay, "scale_down_ticks": self.scale_down_ticks,
+            "policy": self.name,
+            "inner": self.inner.describe(),
+            "min_workers": self.min_workers,
+            "max_workers": self.max_workers,
+            "metric": self.metric,
+            "target": self.target,
+            "decision_interval": self.decision_interval,
+            "cooldown": self.cooldown,
+            "startup_delay": self.startup_delay,
+            "scale_down_ticks": self.scale_down_ticks,
             "tolerance": self.tolerance,
         }
 
@@ -147,7 +152,8 @@ def plan_scaling(slots: Iterable[int], desired: int) -> tuple[list[int], list[in
     current = sorted(slots)
     if desired < len(current):
         return [], current[desired:][::-1]
-    taken, added, candidate = set(current), [], 0
+    taken, candidate = set(current), 0
+    added: list[int] = []
     while len(current) + len(added) < desired:
         if candidate not in taken:
             added.append(candidate)

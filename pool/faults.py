@@ -78,21 +78,24 @@ class FaultPlan:
     @property
     def injects_worker_faults(self) -> bool:
         """Whether any crash or hang can happen."""
-        return bool(self.crashes or self.hangs or self.crash_mtbf or self.hang_mtbf
-                    or self.poison_tasks)
+        return bool(
+            self.crashes or self.hangs or self.crash_mtbf or self.hang_mtbf or self.poison_tasks
+        )
 
-    def schedule(self, slots: Iterable[int], horizon: float, rng: np.random.Generator) -> list[Fault]:
+    def schedule(
+        self, slots: Iterable[int], horizon: float, rng: np.random.Generator
+    ) -> list[Fault]:
         """Every crash and hang up to ``horizon`` s for worker ``slots``, sorted by time."""
         faults = [Fault(t, w, "crash") for t, w in self.crashes]
         faults += [Fault(t, w, "hang", d) for t, w, d in self.hangs]
         for slot in slots:
             faults += _random_faults(slot, "crash", self.crash_mtbf, 0.0, horizon, rng)
-            faults += _random_faults(slot, "hang", self.hang_mtbf, self.hang_duration,
-                                     horizon, rng)
+            faults += _random_faults(slot, "hang", self.hang_mtbf, self.hang_duration, horizon, rng)
         return sorted(faults)
 
-    def attempt_failures(self, n_tasks: int, max_attempts: int,
-                         rng: np.random.Generator) -> npt.NDArray[np.bool_] | None:
+    def attempt_failures(
+        self, n_tasks: int, max_attempts: int, rng: np.random.Generator
+    ) -> npt.NDArray[np.bool_] | None:
         """Which (task, attempt) raise: a boolean array, or None when none can."""
         if self.task_failure_prob <= 0.0:
             return None
@@ -105,11 +108,18 @@ def fault_horizon(arrival_end: float, total_service: float, workers: int) -> flo
     return arrival_end + total_service / max(workers, 1) + 1.0
 
 
-def _random_faults(slot: int, kind: FaultKind, mtbf: float | None, duration: float,
-                   horizon: float, rng: np.random.Generator) -> list[Fault]:
+def _random_faults(
+    slot: int,
+    kind: FaultKind,
+    mtbf: float | None,
+    duration: float,
+    horizon: float,
+    rng: np.random.Generator,
+) -> list[Fault]:
     if mtbf is None:
         return []
-    faults, now = [], 0.0
+    faults: list[Fault] = []
+    now = 0.0
     while True:
         now += float(rng.exponential(mtbf))
         if now >= horizon:

@@ -48,11 +48,11 @@ class Policy(ABC):
     def queued(self) -> int:
         """Tasks waiting in all queues."""
 
-    def add_worker(self, worker: int) -> None:
+    def add_worker(self, worker: int) -> None:  # noqa: B027 - most policies need no notice
         """Slot ``worker`` starts serving (at start, after a restart or a scale-up)."""
 
     def remove_worker(self, worker: int) -> list[int]:
-        """Slot ``worker`` stops serving; return the tasks queued for it, for the pool to resubmit."""
+        """Slot ``worker`` stops serving; return its queued tasks for the pool to resubmit."""
         return []
 
     @property
@@ -260,8 +260,13 @@ class WorkStealing(Policy):
         return victim, stolen
 
     def describe(self) -> dict[str, object]:
-        return {"policy": self.name, "placement": self.placement, "victim": self.victim,
-                "amount": self.amount, "steal_latency": self.steal_latency}
+        return {
+            "policy": self.name,
+            "placement": self.placement,
+            "victim": self.victim,
+            "amount": self.amount,
+            "steal_latency": self.steal_latency,
+        }
 
     @property
     def name(self) -> str:

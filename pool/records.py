@@ -23,8 +23,17 @@ from pool.tasks import Workload
 PENDING, DONE, FAILED = 0, 1, 2
 
 EVENT_KINDS = (
-    "crash", "hang", "detected", "timeout", "restart", "retry", "failed", "discarded",
-    "steal", "scale_up", "scale_down",
+    "crash",
+    "hang",
+    "detected",
+    "timeout",
+    "restart",
+    "retry",
+    "failed",
+    "discarded",
+    "steal",
+    "scale_up",
+    "scale_down",
 )
 
 
@@ -91,8 +100,14 @@ class Recorder:
         wl = self.workload
         attempts = np.array(
             self.attempt_log,
-            dtype=[("task", "i8"), ("worker", "i8"), ("ready", "f8"), ("start", "f8"),
-                   ("stop", "f8"), ("outcome", "U16")],
+            dtype=[
+                ("task", "i8"),
+                ("worker", "i8"),
+                ("ready", "f8"),
+                ("start", "f8"),
+                ("stop", "f8"),
+                ("outcome", "U16"),
+            ],
         )
         return RunResult(
             backend=backend,

@@ -10,6 +10,7 @@ pool saw it, with a row at every change.
 
 from __future__ import annotations
 
+import itertools
 import math
 from functools import cached_property
 from typing import Any
@@ -54,33 +55,40 @@ class RunResult:
         self._worker_changes = worker_changes
 
     def __repr__(self) -> str:
-        return (f"RunResult(backend={self.backend!r}, tasks={len(self._arrival)}, "
-                f"policy={self.meta.get('policy')!r})")
+        return (
+            f"RunResult(backend={self.backend!r}, tasks={len(self._arrival)}, "
+            f"policy={self.meta.get('policy')!r})"
+        )
 
     @cached_property
     def tasks(self) -> pd.DataFrame:
         """One row per task (see the module docstring for the columns)."""
-        return pd.DataFrame({
-            "task_id": np.arange(len(self._arrival), dtype=np.int64),
-            "priority": self._priority,
-            "arrival": self._arrival,
-            "start": self._start,
-            "end": self._end,
-            "wait": self._start - self._arrival,
-            "latency": self._end - self._arrival,
-            "worker": self._worker,
-            "attempts": self._attempts,
-            "status": pd.Categorical.from_codes(self._status, categories=list(STATUS_NAMES)),
-            "stolen": self._stolen,
-        })
+        return pd.DataFrame(
+            {
+                "task_id": np.arange(len(self._arrival), dtype=np.int64),
+                "priority": self._priority,
+                "arrival": self._arrival,
+                "start": self._start,
+                "end": self._end,
+                "wait": self._start - self._arrival,
+                "latency": self._end - self._arrival,
+                "worker": self._worker,
+                "attempts": self._attempts,
+                "status": pd.Categorical.from_codes(
+                    self._status.astype(np.int64), categories=pd.Index(list(STATUS_NAMES))
+                ),
+                "stolen": self._stolen,
+            }
+        )
 
     @cached_property
     def events(self) -> pd.DataFrame:
         """One row per event: time, kind, worker, task_id (-1 where none applies)."""
         columns = ["time", "kind", "worker", "task_id"]
         frame = pd.DataFrame(self._event_rows, columns=columns)
-        return frame.astype({"time": "float64", "kind": "object", "worker": "int64",
-                             "task_id": "int64"})
+        return frame.astype(
+            {"time": "float64", "kind": "object", "worker": "int64", "task_id": "int64"}
+        )
 
     @cached_property
     def attempts(self) -> pd.DataFrame:
@@ -100,24 +108,31 @@ class RunResult:
         change_time = np.array([t for t, _ in self._worker_changes])
         change_delta = np.array([d for _, d in self._worker_changes], dtype=np.int64)
         times = np.concatenate([change_time, busy_up, busy_down, queue_up, queue_down])
-        kinds = [(len(change_time), 0), (len(busy_up), 1), (len(busy_down), 1),
-                 (len(queue_up), 2), (len(queue_down), 2)]
-        signs = [change_delta, 1, -1, 1, -1]
+        kinds = [
+            (len(change_time), 0),
+            (len(busy_up), 1),
+            (len(busy_down), 1),
+            (len(queue_up), 2),
+            (len(queue_down), 2),
+        ]
+        signs: list[npt.NDArray[np.int64] | int] = [change_delta, 1, -1, 1, -1]
         deltas = np.zeros((len(times), 3), dtype=np.int64)
         offset = 0
         for (count, column), sign in zip(kinds, signs, strict=True):
-            deltas[offset:offset + count, column] = sign
+            deltas[offset : offset + count, column] = sign
             offset += count
         order = np.argsort(times, kind="stable")
         levels = np.cumsum(deltas[order], axis=0)
         sorted_times = times[order]
         last_of_time = np.append(sorted_times[1:] != sorted_times[:-1], True)
-        return pd.DataFrame({
-            "time": sorted_times[last_of_time],
-            "workers": levels[last_of_time, 0],
-            "busy": levels[last_of_time, 1],
-            "queued": levels[last_of_time, 2],
-        })
+        return pd.DataFrame(
+            {
+                "time": sorted_times[last_of_time],
+                "workers": levels[last_of_time, 0],
+                "busy": levels[last_of_time, 1],
+                "queued": levels[last_of_time, 2],
+            }
+        )
 
     @property
     def makespan(self) -> float:
@@ -168,9 +183,9 @@ class RunResult:
         busy = float((self._end[done] - self._start[done]).sum())
         log = self._attempt_log
         busy += float((log["stop"] - log["start"]).sum()) if len(log) else 0.0
-        changes = self._worker_changes + [(makespan + float(self._arrival.min()), 0)]
+        changes = [*self._worker_changes, (makespan + float(self._arrival.min()), 0)]
         serving, level = 0.0, 0
-        for (time, delta), (next_time, _) in zip(changes, changes[1:], strict=False):
+        for (time, delta), (next_time, _) in itertools.pairwise(changes):
             level += delta
             serving += level * max(0.0, next_time - time)
         return busy / serving if serving > 0 else math.nan
@@ -183,9 +198,14 @@ class RunResult:
         for fault_time, kind, worker, _ in self._event_rows:
             if kind not in FAULT_KINDS:
                 continue
-            detected = next((t for t, k, w, _ in self._event_rows
-                             if k in ("detected", "timeout") and w == worker and t >= fault_time),
-                            None)
+            detected = next(
+                (
+                    t
+                    for t, k, w, _ in self._event_rows
+                    if k in ("detected", "timeout") and w == worker and t >= fault_time
+                ),
+                None,
+            )
             if detected is None:
                 continue
             detections.append(detected - fault_time)
@@ -193,8 +213,10 @@ class RunResult:
             after = np.nonzero((times >= detected) & (queued <= baseline))[0]
             if after.size:
                 recoveries.append(float(times[after[0]]) - fault_time)
-        return {"detection_time": _mean(np.asarray(detections)),
-                "recovery_time": _mean(np.asarray(recoveries))}
+        return {
+            "detection_time": _mean(np.asarray(detections)),
+            "recovery_time": _mean(np.asarray(recoveries)),
+        }
 
 
 def _time_average(times: npt.NDArray[np.float64], level: npt.NDArray[Any], until: float) -> float:
@@ -213,9 +235,22 @@ def _quantile(values: npt.NDArray[np.float64], q: float) -> float:
     return float(np.quantile(values, q)) if values.size else math.nan
 
 
-COMPARED_METRICS = ("throughput", "mean_wait", "mean_latency", "p50_latency", "p95_latency",
-                    "p99_latency", "utilization", "completed", "failed", "lost", "retried",
-                    "stolen", "detection_time", "recovery_time")
+COMPARED_METRICS = (
+    "throughput",
+    "mean_wait",
+    "mean_latency",
+    "p50_latency",
+    "p95_latency",
+    "p99_latency",
+    "utilization",
+    "completed",
+    "failed",
+    "lost",
+    "retried",
+    "stolen",
+    "detection_time",
+    "recovery_time",
+)
 
 
 def compare(predicted: RunResult, measured: RunResult, warmup: float = 0.0) -> pd.DataFrame:

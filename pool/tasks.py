@@ -163,8 +163,9 @@ class Workload:
         ``priorities`` maps class (0 most urgent) to its share of tasks; shares sum to 1.
         """
         rate = _validate.positive("rate", rate)
-        return cls.renewal(dists.Exponential(1.0 / rate), service, n_tasks, priorities, seed,
-                           cpu_fraction)
+        return cls.renewal(
+            dists.Exponential(1.0 / rate), service, n_tasks, priorities, seed, cpu_fraction
+        )
 
     @classmethod
     def renewal(

@@ -100,7 +100,7 @@ class FaultHandler:
     def resume(self, worker: SimWorker, interrupt: simpy.Interrupt, remaining: float) -> SimEvents:
         """After an interrupt: a crash ends the worker; a hang freezes it, then it goes on
         with the ``remaining`` seconds of what it was doing."""
-        kind, duration = interrupt.cause
+        kind, duration = _cause(interrupt)
         if kind == "crash":
             raise Crashed
         yield from self.hold(worker, remaining + duration)
@@ -112,7 +112,7 @@ class FaultHandler:
             try:
                 yield self.env.timeout(end - self.env.now)
             except simpy.Interrupt as interrupt:
-                kind, frozen = interrupt.cause
+                kind, frozen = _cause(interrupt)
                 if kind == "crash":
                     raise Crashed from None
                 end += frozen
@@ -124,7 +124,7 @@ class FaultHandler:
             try:
                 yield event
             except simpy.Interrupt as interrupt:
-                kind, duration = interrupt.cause
+                kind, duration = _cause(interrupt)
                 if kind == "crash":
                     raise Crashed from None
                 frozen += duration
@@ -211,3 +211,9 @@ class FaultHandler:
                 self.rec.event(self.env.now, "restart", slot)
 
         self._at(self.env.now + delay + self.run.thread_start, begin)
+
+
+def _cause(interrupt: simpy.Interrupt) -> tuple[str, float]:
+    """The (kind, duration) a fault interrupt carries."""
+    kind, duration = interrupt.cause  # type: ignore[misc]
+    return str(kind), float(duration)

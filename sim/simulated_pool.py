@@ -95,7 +95,8 @@ class _Run:
         if overhead.sleep_overshoot:
             io_part = service * (1.0 - workload.cpu_fraction)
             service = service + overhead.sleep_overshoot * (io_part > 0)
-        return (service + overhead.dispatch).tolist()
+        durations: list[float] = (service + overhead.dispatch).tolist()
+        return durations
 
     def execute(self) -> RunResult:
         for slot in range(self.config.workers):
@@ -111,9 +112,14 @@ class _Run:
         except RuntimeError as error:
             if "No scheduled events left" not in str(error):
                 raise
-        meta = {"policy": self.policy.describe(), "workers": self.config.workers,
-                "seed": self.config.seed, "overhead": self.config.overhead.as_dict(),
-                "recovery": vars(self.recovery), "end_time": self.env.now}
+        meta = {
+            "policy": self.policy.describe(),
+            "workers": self.config.workers,
+            "seed": self.config.seed,
+            "overhead": self.config.overhead.as_dict(),
+            "recovery": vars(self.recovery),
+            "end_time": self.env.now,
+        }
         return self.rec.result("sim", meta)
 
     # -- tasks -------------------------------------------------------------------------
@@ -206,7 +212,7 @@ class _Run:
         taken = self.policy.steal(worker.slot, self.env.now)
         if taken is None:
             return False
-        victim, tasks = taken
+        _victim, tasks = taken
         for task in tasks:
             self.rec.stolen[task] = True
             self.rec.event(self.env.now, "steal", worker.slot, task)
@@ -270,8 +276,6 @@ def run(
     seed: int = 0,
     overhead: Overhead | None = None,
 ) -> RunResult:
-    """Simulate ``workload`` on a pool of ``workers`` under ``policy``; see :class:`SimulatedPool`."""
+    """Simulate ``workload`` on ``workers`` workers under ``policy``; see :class:`SimulatedPool`."""
     pool = SimulatedPool(policy, workers, faults, recovery, seed, overhead)
     return pool.run(workload)
-
-

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 
-class Crashed(Exception):
+class Crashed(Exception):  # noqa: N818 - a worker event, not an error of the caller
     """Raised inside a worker process when it crashes: the process ends without reporting."""
 
 
