@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m pool.demo
+	$(BIN)/python -m experiments.demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

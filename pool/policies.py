@@ -195,15 +195,19 @@ class WorkStealing(Policy):
         self._next_slot = 0
         self._count = 0
         self._rng = np.random.default_rng(0)
+        # Tasks submitted while no slot serves (all workers dead at once) wait here.
+        self._homeless: deque[int] = deque()
 
     def reset(self, workers: Iterable[int], rng: np.random.Generator) -> None:
         self._queues = {slot: deque() for slot in workers}
         self._slots = sorted(self._queues)
         self._next_slot, self._count, self._rng = 0, 0, rng
+        self._homeless = deque()
 
     def add_worker(self, worker: int) -> None:
         if worker not in self._queues:
-            self._queues[worker] = deque()
+            self._queues[worker] = self._homeless
+            self._homeless = deque()
             self._slots = sorted(self._queues)
 
     def remove_worker(self, worker: int) -> list[int]:
@@ -215,15 +219,16 @@ class WorkStealing(Policy):
         return list(queue)
 
     def submit(self, task: int, priority: int, affinity: int, now: float) -> int | None:
+        self._count += 1
         if not self._slots:
-            raise RuntimeError("WorkStealing has no serving worker to place a task on")
+            self._homeless.append(task)
+            return None
         if self.placement == "affinity" and affinity in self._queues:
             slot = affinity
         else:
             slot = self._slots[self._next_slot % len(self._slots)]
             self._next_slot += 1
         self._queues[slot].append(task)
-        self._count += 1
         return slot
 
     def next_task(self, worker: int, now: float) -> int | None:

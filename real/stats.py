@@ -1,0 +1,47 @@
+"""Snapshots of a threaded pool's state, and how a future gets its outcome."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+#: A future to resolve outside the pool's lock, with its result or its exception.
+Settlement = tuple["Future[Any]", Any, "BaseException | None"]
+
+
+@dataclass(frozen=True)
+class PoolStats:
+    """A frozen snapshot: serving ``workers``, ``busy`` ones, ``queued`` tasks, and counts
+    since the start of ``completed``, ``failed`` (after their last attempt), ``retried``
+    attempts, ``stolen`` tasks, worker ``restarts`` and ``discarded`` late results."""
+
+    COUNTERS: ClassVar[tuple[str, ...]] = (
+        "completed",
+        "failed",
+        "retried",
+        "stolen",
+        "restarts",
+        "discarded",
+        "cancelled",
+    )
+
+    workers: int
+    busy: int
+    queued: int
+    completed: int = 0
+    failed: int = 0
+    retried: int = 0
+    stolen: int = 0
+    restarts: int = 0
+    discarded: int = 0
+    cancelled: int = 0
+
+
+def settle(settlement: Settlement) -> None:
+    """Give a future its outcome (call without the pool's lock: callbacks may run)."""
+    future, value, error = settlement
+    if error is None:
+        future.set_result(value)
+    else:
+        future.set_exception(error)

@@ -1,0 +1,119 @@
+"""The threaded pool's supervisor: one thread that runs timed actions under the pool lock.
+
+It carries the heartbeat monitor (a tick every ``heartbeat_interval`` seconds from the
+pool's start, the rule of :class:`pool.Recovery`), the autoscaler's decision ticks,
+delayed restarts and scale-ups, and retries after their backoff. Actions are short and
+never block: they only change the pool's state and notify workers.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from pool.autoscaling import plan_scaling
+from real.stats import settle
+
+if TYPE_CHECKING:
+    from real.threaded_pool import ThreadedPool
+
+Action = Callable[[], None]
+_EPSILON = 1e-9
+
+
+class Supervisor:
+    """Runs ``schedule``d actions at their due time (pool seconds) on its own thread."""
+
+    def __init__(self, pool: ThreadedPool) -> None:
+        self.pool = pool
+        self.wake = threading.Condition(pool._lock)
+        self._heap: list[tuple[float, int, Action]] = []
+        self._order = itertools.count()
+        self.thread = threading.Thread(
+            target=self._loop, name=f"{pool._name}-supervisor", daemon=True
+        )
+
+    def start(self) -> None:
+        """Start the thread and the recurring monitor and scaler ticks."""
+        with self.wake:
+            self._every(self.pool.recovery.heartbeat_interval, self._monitor_tick)
+            interval = self.pool.policy.decision_interval
+            if interval is not None:
+                self._every(interval, self._scaler_tick)
+        self.thread.start()
+
+    def schedule(self, due: float, action: Action) -> None:
+        """Run ``action`` under the pool lock at pool time ``due``. Call with the lock held."""
+        heapq.heappush(self._heap, (due, next(self._order), action))
+        self.wake.notify()
+
+    def _every(self, interval: float, tick: Callable[[float], None]) -> None:
+        counter = itertools.count(1)
+
+        def run() -> None:
+            due = next(counter) * interval
+            tick(due)
+            self.schedule(due + interval, run)
+
+        self.schedule(interval, run)
+
+    def _loop(self) -> None:
+        pool = self.pool
+        while True:
+            with self.wake:
+                finished = pool._finished()
+                if not finished:
+                    self._run_due()
+                    if not pool._settlements:
+                        self.wake.wait(self._until_next())
+                pending, pool._settlements = pool._settlements, []
+            for settlement in pending:
+                settle(settlement)
+            if finished:
+                return
+
+    def _run_due(self) -> None:
+        while self._heap and self._heap[0][0] <= self.pool.now():
+            _, _, action = heapq.heappop(self._heap)
+            action()
+
+    def _until_next(self) -> float | None:
+        return max(0.0, self._heap[0][0] - self.pool.now()) if self._heap else None
+
+    # -- recurring ticks (lock held) -----------------------------------------------------
+
+    def _monitor_tick(self, tick: float) -> None:
+        pool, recovery = self.pool, self.pool.recovery
+        for worker in list(pool._slots.values()):
+            if worker.alive_at(tick):
+                worker.last_heartbeat = tick
+            elif tick - worker.last_heartbeat >= recovery.heartbeat_timeout - _EPSILON:
+                pool._declare_dead(worker, "detected")
+                continue
+            timeout = recovery.task_timeout
+            if (
+                timeout is not None
+                and worker.task >= 0
+                and tick - worker.attempt_start >= timeout - _EPSILON
+            ):
+                pool._declare_dead(worker, "timeout")
+
+    def _scaler_tick(self, tick: float) -> None:
+        pool = self.pool
+        if pool._shutdown:
+            return
+        serving = [slot for slot, worker in pool._slots.items() if not worker.retiring]
+        slots = set(serving) | set(pool._pending_starts)
+        desired = pool.policy.desired_workers(tick, len(slots), pool._busy, pool.policy.queued())
+        added, retired = plan_scaling(slots, desired)
+        now = pool.now()
+        for slot in added:
+            pool._event(now, "scale_up", slot)
+            pool._start_later(slot, pool.policy.startup_delay, "scale_up")
+        for slot in retired:
+            pool._event(now, "scale_down", slot)
+            if pool._pending_starts.pop(slot, None) is None:
+                pool._retire(slot)

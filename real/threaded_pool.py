@@ -1,0 +1,213 @@
+"""ThreadedPool: a real thread pool driven by a ``pool`` policy object under one lock.
+
+Like ``concurrent.futures.ThreadPoolExecutor`` (which it subclasses) it runs callables
+on threads and returns futures; unlike it, a policy decides what runs where (priority,
+work stealing, autoscaling), dead or hung workers are detected by heartbeat and
+replaced, their tasks retried, and ``max_pending`` bounds the queue.
+
+Every policy call and every change of the pool's state happens under ``_lock``; futures
+are resolved outside it, so a callback may submit again. A task's exception goes to its
+future and never kills its worker. In library use a task is retried only when its
+worker dies (a crash, a hang past the heartbeat timeout, a ``task_timeout``) or when
+it raises one of ``retry_exceptions``; delivery is then at-least-once, completion once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+from typing import Any
+
+from pool import _validate
+from pool.faults import Recovery
+from pool.policies import Policy, resolve
+from pool.records import Recorder
+from pool.seeding import run_streams
+from real.lifecycle import WorkerLifecycle, _Item
+from real.stats import PoolStats, Settlement
+from real.supervisor import Supervisor
+from real.worker import ThreadWorker, WorkerCrash, WorkerLost
+
+
+class ThreadedPool(WorkerLifecycle, Executor):
+    """A pool of ``workers`` threads scheduled by ``policy``, recovering per ``recovery``.
+
+    ``max_pending`` bounds the queued tasks: ``submit`` then blocks, for at most
+    ``submit_timeout`` seconds (then ``TimeoutError``). ``retry_exceptions`` lists the
+    exception types a task is retried on. ``recorder`` (used by :func:`real.run`) records
+    every attempt for a :class:`pool.RunResult`. Times are seconds since the pool began.
+    """
+
+    def __init__(
+        self,
+        policy: str | Policy = "fifo",
+        workers: int = 4,
+        recovery: Recovery | None = None,
+        *,
+        max_pending: int | None = None,
+        submit_timeout: float | None = None,
+        retry_exceptions: tuple[type[BaseException], ...] = (),
+        seed: int = 0,
+        name: str = "poolbench",
+        recorder: Recorder | None = None,
+    ) -> None:
+        self.policy = resolve(policy)
+        self.workers = _validate.integer_at_least("workers", workers, 1)
+        if recovery is not None and not isinstance(recovery, Recovery):
+            raise ValueError(f"recovery must be a pool.Recovery or None, got {recovery!r}")
+        self.recovery = recovery or Recovery()
+        if max_pending is not None:
+            _validate.integer_at_least("max_pending", max_pending, 1)
+        self.max_pending = max_pending
+        if submit_timeout is not None:
+            _validate.non_negative("submit_timeout", submit_timeout)
+        self.submit_timeout = submit_timeout
+        self.retry_exceptions = retry_exceptions
+        self._name = name
+        self._recorder = recorder
+        self._lock = threading.Lock()
+        self._space = threading.Condition(self._lock)
+        self._items: dict[int, _Item] = {}
+        self._next_id = 0
+        self._slots: dict[int, ThreadWorker] = {}
+        self._idle: dict[int, ThreadWorker] = {}
+        self._pending_starts: dict[int, object] = {}
+        self._threads: list[threading.Thread] = []
+        self._busy = 0
+        self._unresolved = 0
+        self._shutdown = False
+        self._settlements: list[Settlement] = []
+        self._counts = dict.fromkeys(PoolStats.COUNTERS, 0)
+        self._local = threading.local()
+        self.policy.reset(range(self.workers), run_streams(seed).policy)
+        self.supervisor = Supervisor(self)
+        self._t0 = time.monotonic()
+        with self._lock:
+            for slot in range(self.workers):
+                self._start_worker(slot)
+        self.supervisor.start()
+
+    def now(self) -> float:
+        """Seconds since the pool began (``time.monotonic`` based)."""
+        return time.monotonic() - self._t0
+
+    # -- the library interface -----------------------------------------------------------
+
+    def submit(  # type: ignore[override]
+        self,
+        fn: Callable[..., Any],
+        /,
+        *args: Any,
+        priority: int = 0,
+        affinity: int | None = None,
+        **kwargs: Any,
+    ) -> Future[Any]:
+        """Schedule ``fn(*args, **kwargs)``; ``priority`` 0 is most urgent, ``affinity`` a
+        preferred worker slot. Returns its future. Raises RuntimeError after shutdown."""
+        if not callable(fn):
+            raise TypeError(f"fn must be callable, got {fn!r}")
+        priority = _validate.integer_at_least("priority", priority, 0)
+        affinity = -1 if affinity is None else _validate.integer_at_least("affinity", affinity, 0)
+        item = _Item(fn, args, kwargs, Future(), priority, affinity)
+        with self._lock:
+            self._wait_for_space()
+            task = self._next_id
+            self._next_id += 1
+            self._items[task] = item
+            self._unresolved += 1
+            self._enqueue(task)
+        return item.future
+
+    def _wait_for_space(self) -> None:
+        deadline = None if self.submit_timeout is None else time.monotonic() + self.submit_timeout
+        while True:
+            if self._shutdown:
+                raise RuntimeError("cannot submit to a pool that is shut down")
+            if self.max_pending is None or self.policy.queued() < self.max_pending:
+                return
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise TimeoutError(f"no queue space within submit_timeout={self.submit_timeout}s")
+            self._space.wait(remaining)
+
+    def shutdown(
+        self, wait: bool = True, cancel_pending: bool = False, *, cancel_futures: bool = False
+    ) -> None:
+        """Stop accepting tasks; finish queued ones (or cancel them with ``cancel_pending``)
+        and stop the threads. With ``wait``, return once every thread has ended.
+        Idempotent. ``cancel_futures`` is the ``Executor`` name of ``cancel_pending``."""
+        cancelled: list[Future[Any]] = []
+        with self._lock:
+            if not self._shutdown:
+                self._shutdown = True
+                if cancel_pending or cancel_futures:
+                    cancelled = self._drain_queue()
+                self._wake_everyone()
+        for future in cancelled:
+            future.cancel()
+        if wait:
+            self.supervisor.thread.join()
+            with self._lock:
+                threads = list(self._threads)
+            for thread in threads:
+                thread.join()
+
+    def stats(self) -> PoolStats:
+        """A frozen snapshot of the pool's state and counters."""
+        with self._lock:
+            serving = sum(1 for worker in self._slots.values() if not worker.declared_dead)
+            return PoolStats(
+                workers=serving, busy=self._busy, queued=self.policy.queued(), **self._counts
+            )
+
+    def current_worker(self) -> ThreadWorker | None:
+        """The worker running the calling thread, or None outside the pool's workers."""
+        worker: ThreadWorker | None = getattr(self._local, "worker", None)
+        return worker
+
+    # -- queueing (lock held) --------------------------------------------------------------
+
+    def _enqueue(self, task: int) -> None:
+        item = self._items[task]
+        target = self.policy.submit(task, item.priority, item.affinity, self.now())
+        idle = self._idle
+        if not idle:
+            return
+        worker = idle.pop(target) if target is not None and target in idle else None
+        if worker is None and (target is None or self.policy.can_steal):
+            worker = idle.popitem()[1]
+        if worker is not None:
+            worker.wake.notify()
+
+    def _drain_queue(self) -> list[Future[Any]]:
+        now, drained = self.now(), []
+        for slot in list(self._slots):
+            while (task := self.policy.next_task(slot, now)) is not None:
+                drained.append(self._items[task].future)
+                self._resolve(task)
+        return drained
+
+    def _resolve(self, task: int) -> None:
+        del self._items[task]
+        self._unresolved -= 1
+        if self._shutdown and not self._unresolved:
+            self._wake_everyone()
+
+    def _wake_everyone(self) -> None:
+        for worker in self._slots.values():
+            worker.wake.notify()
+        self._idle.clear()
+        self._space.notify_all()
+        self.supervisor.wake.notify()
+
+    def _finished(self) -> bool:
+        return self._shutdown and not self._unresolved
+
+    def _event(self, time_s: float, kind: str, worker: int = -1, task: int = -1) -> None:
+        if self._recorder is not None:
+            self._recorder.event(time_s, kind, worker, task)
+
+
+__all__ = ["ThreadedPool", "WorkerCrash", "WorkerLost"]

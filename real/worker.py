@@ -1,0 +1,51 @@
+"""The state of one worker thread, as the threaded pool tracks it, and its exceptions."""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass, field
+
+
+class WorkerCrash(BaseException):
+    """Raised in a worker thread to make it die without reporting, as a crash would.
+
+    It derives from BaseException so that a task's ``except Exception`` cannot swallow
+    it. A task that raises any BaseException that is not an Exception kills its worker
+    the same way; the pool notices by the missing heartbeat.
+    """
+
+
+class WorkerLost(Exception):  # noqa: N818 - named after what happened to the task
+    """Set on a task's future when every attempt of it died with its worker."""
+
+
+@dataclass(eq=False)
+class ThreadWorker:
+    """One worker thread in slot ``slot``, serving since ``serving_since`` (pool seconds).
+
+    ``task`` is the attempt the pool believes it runs (-1 when idle), started at
+    ``attempt_start``. ``last_heartbeat`` is the last monitor tick at which it was alive.
+    A hang sets ``silent_until``; a crash sets ``crashed``. A worker the pool
+    ``declared_dead`` may still run (a hang, a timeout); its late result is discarded.
+    """
+
+    slot: int
+    serving_since: float
+    wake: threading.Condition
+    thread: threading.Thread | None = None
+    task: int = -1
+    attempt_start: float = 0.0
+    last_heartbeat: float = 0.0
+    silent_until: float = -math.inf
+    frozen_until: float = -math.inf
+    crashed: bool = False
+    declared_dead: bool = False
+    retiring: bool = False
+    #: Set to interrupt an injected service (a crash or a hang arrived).
+    interrupt: threading.Event = field(default_factory=threading.Event)
+
+    def alive_at(self, tick: float) -> bool:
+        """Whether the worker heartbeats at monitor tick ``tick``."""
+        thread_alive = self.thread is not None and self.thread.is_alive()
+        return thread_alive and not self.crashed and tick >= self.silent_until
