@@ -2,14 +2,16 @@
 
 At every decision tick (each ``decision_interval`` seconds) the pool reports how many
 workers it has (serving or starting), how many are busy and how many tasks wait. The
-policy computes the load (busy workers, or busy plus queued tasks) and the workers that
-load asks for: ``ceil(load / target)``, clamped to [``min_workers``, ``max_workers``].
+load is busy workers, or busy plus queued tasks, and it asks for ``ceil(load / target)``
+workers, clamped to [``min_workers``, ``max_workers``].
 
-- Scale up at once when that is more than the pool has, unless a scale event happened
-  less than ``cooldown`` seconds ago.
-- Scale down only after ``scale_down_ticks`` consecutive ticks that all want fewer
-  workers (hysteresis), and never within ``cooldown`` of the last event: a load hovering
-  at a threshold cannot make the pool flap.
+- Scale up at once when the load of this tick asks for more than the pool has, unless
+  a scale event happened less than ``cooldown`` seconds ago.
+- Scale down on a smoothed load (an exponential moving average, weight ``smoothing``
+  for the newest sample), only after ``scale_down_ticks`` consecutive ticks that all
+  want fewer workers (hysteresis), to the largest of their wishes, and never within
+  ``cooldown`` of the last event. Fast up, slow down: a load hovering at a threshold
+  cannot make the pool flap, and a burst is met without delay.
 - A deviation within ``tolerance`` of the current size changes nothing.
 
 A new worker serves only after ``startup_delay`` seconds. Which slots come and go is the
@@ -51,6 +53,7 @@ class Autoscaling(Policy):
         startup_delay: float = 0.1,
         scale_down_ticks: int = 3,
         tolerance: float = 0.1,
+        smoothing: float = 1.0,
     ) -> None:
         if isinstance(inner, Autoscaling):
             raise ValueError("inner must not itself be an Autoscaling policy")
@@ -70,13 +73,17 @@ class Autoscaling(Policy):
         self.startup_delay = _validate.non_negative("startup_delay", startup_delay)
         self.scale_down_ticks = _validate.integer_at_least("scale_down_ticks", scale_down_ticks, 1)
         self.tolerance = _validate.non_negative("tolerance", tolerance)
+        self.smoothing = _validate.probability("smoothing", smoothing)
+        if self.smoothing == 0:
+            raise ValueError("smoothing must be in (0, 1]; 0 would ignore every sample")
         self.steal_latency = self.inner.steal_latency
-        self._down_votes = 0
+        self._down_wishes: list[int] = []
         self._last_event = -math.inf
+        self._load: float | None = None
 
     def reset(self, workers: Iterable[int], rng: np.random.Generator) -> None:
         self.inner.reset(workers, rng)
-        self._down_votes, self._last_event = 0, -math.inf
+        self._down_wishes, self._last_event, self._load = [], -math.inf, None
 
     def submit(self, task: int, priority: int, affinity: int, now: float) -> int | None:
         return self.inner.submit(task, priority, affinity, now)
@@ -101,26 +108,34 @@ class Autoscaling(Policy):
         return self.inner.steal(thief, now)
 
     def desired_workers(self, now: float, workers: int, busy: int, queued: int) -> int:
-        load = busy if self.metric == "utilization" else busy + queued
-        wanted = math.ceil(load / self.target - 1e-9)
-        wanted = min(self.max_workers, max(self.min_workers, wanted))
-        within_tolerance = abs(load / self.target - workers) <= self.tolerance * workers
+        sample = busy if self.metric == "utilization" else busy + queued
+        previous = sample if self._load is None else self._load
+        smoothed = self._load = previous + self.smoothing * (sample - previous)
         cooling = now - self._last_event < self.cooldown
-        if wanted > workers and not within_tolerance:
-            self._down_votes = 0
+        wanted = self._wish(sample)
+        if wanted > workers and not self._within_tolerance(sample, workers):
+            self._down_wishes = []
             return workers if cooling else self._scaled(now, wanted)
-        if wanted < workers and not within_tolerance:
-            self._down_votes += 1
-            if self._down_votes >= self.scale_down_ticks and not cooling:
-                return self._scaled(now, wanted)
+        wanted = self._wish(smoothed)
+        if wanted < workers and not self._within_tolerance(smoothed, workers):
+            self._down_wishes.append(wanted)
+            if len(self._down_wishes) >= self.scale_down_ticks and not cooling:
+                return self._scaled(now, max(self._down_wishes[-self.scale_down_ticks :]))
             return workers
-        self._down_votes = 0
+        self._down_wishes = []
         # Outside [min, max] (e.g. a pool started too large) moves to the bound.
         return min(self.max_workers, max(self.min_workers, workers))
 
+    def _wish(self, load: float) -> int:
+        wanted = math.ceil(load / self.target - 1e-9)
+        return min(self.max_workers, max(self.min_workers, wanted))
+
+    def _within_tolerance(self, load: float, workers: int) -> bool:
+        return abs(load / self.target - workers) <= self.tolerance * workers
+
     def _scaled(self, now: float, wanted: int) -> int:
         self._last_event = now
-        self._down_votes = 0
+        self._down_wishes = []
         return wanted
 
     def describe(self) -> dict[str, object]:
@@ -136,6 +151,7 @@ class Autoscaling(Policy):
             "startup_delay": self.startup_delay,
             "scale_down_ticks": self.scale_down_ticks,
             "tolerance": self.tolerance,
+            "smoothing": self.smoothing,
         }
 
     @property

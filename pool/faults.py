@@ -184,8 +184,9 @@ class Recovery:
         declared dead: its last heartbeat is the last tick before it fell silent (or its
         start), and it is declared at the first tick ``heartbeat_timeout`` after that."""
         interval = self.heartbeat_interval
-        last_tick = math.floor(silent_since / interval + 1e-9) * interval
-        last_heartbeat = max(serving_since, min(last_tick, silent_since))
+        # The last heartbeat is the last tick strictly before the silence began.
+        last_tick = (math.ceil(silent_since / interval - 1e-9) - 1) * interval
+        last_heartbeat = max(serving_since, last_tick)
         return self.next_tick(last_heartbeat + self.heartbeat_timeout)
 
     def timeout_time(self, attempt_start: float) -> float | None:

@@ -5,8 +5,19 @@
 :class:`pool.RunResult` as ``sim.run``. This package never imports simpy.
 """
 
+from real.calibration import calibrate
+from real.injection import InjectedError
+from real.runner import run
 from real.stats import PoolStats
 from real.threaded_pool import ThreadedPool
 from real.worker import WorkerCrash, WorkerLost
 
-__all__ = ["PoolStats", "ThreadedPool", "WorkerCrash", "WorkerLost"]
+__all__ = [
+    "InjectedError",
+    "PoolStats",
+    "ThreadedPool",
+    "WorkerCrash",
+    "WorkerLost",
+    "calibrate",
+    "run",
+]

@@ -26,7 +26,8 @@ class ThreadWorker:
 
     ``task`` is the attempt the pool believes it runs (-1 when idle), started at
     ``attempt_start``. ``last_heartbeat`` is the last monitor tick at which it was alive.
-    A hang sets ``silent_until``; a crash sets ``crashed``. A worker the pool
+    A crash or a hang starts a silence at ``silent_since`` (a hang's ends at
+    ``silent_until``); a crash also sets ``crashed``. A worker the pool
     ``declared_dead`` may still run (a hang, a timeout); its late result is discarded.
     """
 
@@ -37,6 +38,7 @@ class ThreadWorker:
     task: int = -1
     attempt_start: float = 0.0
     last_heartbeat: float = 0.0
+    silent_since: float = math.inf
     silent_until: float = -math.inf
     frozen_until: float = -math.inf
     crashed: bool = False
@@ -46,6 +48,19 @@ class ThreadWorker:
     interrupt: threading.Event = field(default_factory=threading.Event)
 
     def alive_at(self, tick: float) -> bool:
-        """Whether the worker heartbeats at monitor tick ``tick``."""
-        thread_alive = self.thread is not None and self.thread.is_alive()
-        return thread_alive and not self.crashed and tick >= self.silent_until
+        """Whether the worker heartbeats at monitor tick ``tick`` (pool seconds).
+
+        Judged at the tick's nominal instant, not when the monitor thread gets to run,
+        so the real pool applies the model's rule exactly: a worker silent since a time
+        before the tick misses that tick's heartbeat.
+        """
+        if self.silent_since <= tick:
+            return not self.crashed and tick >= self.silent_until
+        if self.crashed:
+            return True
+        return self.thread is not None and self.thread.is_alive()
+
+    def fall_silent(self, now: float) -> None:
+        """A crash or a hang begins at ``now``: its silence starts unless one runs already."""
+        if not self.silent_since <= now < self.silent_until:
+            self.silent_since = now

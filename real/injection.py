@@ -1,0 +1,144 @@
+"""Fault injection for the threaded pool: crashes, hangs, poison and failing attempts.
+
+:func:`real.run` uses it to make the real pool suffer the very faults the model is given
+(the same :meth:`pool.FaultPlan.schedule`). A crash makes the worker thread stop
+heartbeating and end without reporting; a hang freezes it and silences its heartbeat
+for the hang's duration. Service is performed by :meth:`Injector.perform`: the CPU part
+as a busy loop that holds the interpreter lock, the rest as an interruptible sleep.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from pool.faults import Fault
+from pool.records import Recorder
+from real.threaded_pool import ThreadedPool
+from real.worker import ThreadWorker, WorkerCrash
+
+
+class InjectedError(Exception):
+    """The exception a task attempt raises when the FaultPlan says it fails."""
+
+
+class Injector:
+    """Performs tasks' service on worker threads and injects the run's faults."""
+
+    def __init__(
+        self,
+        pool: ThreadedPool,
+        recorder: Recorder,
+        faults: Sequence[Fault],
+        failures: npt.NDArray[np.bool_] | None,
+        poison: frozenset[int],
+    ) -> None:
+        self.pool = pool
+        self.rec = recorder
+        self.faults = list(faults)
+        self.failures = None if failures is None else failures.tolist()
+        self.poison = poison
+        wl = recorder.workload
+        self.service = wl.service.tolist()
+        self.cpu = wl.cpu_fraction.tolist()
+        # Faults that reached a worker, with the pool time they reached it.
+        self._pending: dict[int, deque[tuple[float, Fault]]] = {}
+        self._stop = threading.Event()
+        self.thread = threading.Thread(
+            target=self._inject_all, name="poolbench-injector", daemon=True
+        )
+
+    def start(self) -> None:
+        """Begin injecting the scheduled faults at their instants."""
+        if self.faults:
+            self.thread.start()
+
+    def stop(self) -> None:
+        """Stop injecting (faults not yet due are dropped) and wait for the thread."""
+        self._stop.set()
+        if self.thread.is_alive():
+            self.thread.join()
+
+    def _inject_all(self) -> None:
+        for fault in self.faults:
+            if self._stop.wait(max(0.0, fault.time - self.pool.now())):
+                return
+            self._inject(fault)
+
+    def _inject(self, fault: Fault) -> None:
+        pool = self.pool
+        with pool._lock:
+            worker = pool._slots.get(fault.worker)
+            if worker is None or worker.crashed or worker.declared_dead:
+                return
+            now = pool.now()
+            self.rec.event(now, fault.kind, worker.slot, worker.task)
+            worker.fall_silent(now)
+            if fault.kind == "crash":
+                worker.crashed = True
+            else:
+                worker.silent_until = max(worker.silent_until, now + fault.duration)
+                worker.frozen_until = max(worker.frozen_until, now + fault.duration)
+            if pool._idle.get(worker.slot) is worker:
+                del pool._idle[worker.slot]
+            worker.wake.notify()
+            self._pending.setdefault(id(worker), deque()).append((now, fault))
+            worker.interrupt.set()
+
+    # -- on a worker thread ----------------------------------------------------------------
+
+    def perform(self, task: int) -> None:
+        """Carry out ``task``'s service as the workload says, suffering injected faults."""
+        worker = self.pool.current_worker()
+        assert worker is not None, "perform runs on the pool's worker threads"
+        if task in self.poison:
+            self._crash_self(worker, task)
+        service = self.service[task]
+        cpu_part = service * self.cpu[task]
+        if cpu_part > 0:
+            self._spin(worker, cpu_part)
+        self._hold(worker, service - cpu_part)
+        if self.failures is not None and self.failures[task][self.rec.attempts[task] - 1]:
+            raise InjectedError(f"task {task} failed (injected)")
+
+    def _crash_self(self, worker: ThreadWorker, task: int) -> None:
+        with self.pool._lock:
+            now = self.pool.now()
+            self.rec.event(now, "crash", worker.slot, task)
+            worker.fall_silent(now)
+            worker.crashed = True
+        raise WorkerCrash
+
+    def _hold(self, worker: ThreadWorker, seconds: float) -> None:
+        """Sleep ``seconds``; a hang extends the sleep, a crash ends the thread."""
+        end = time.monotonic() + seconds
+        while (remaining := end - time.monotonic()) > 0:
+            if worker.interrupt.wait(remaining):
+                end += self._take_faults(worker)
+
+    def _spin(self, worker: ThreadWorker, cpu_seconds: float) -> None:
+        """Burn ``cpu_seconds`` of this thread's CPU time, holding the interpreter lock."""
+        end = time.thread_time() + cpu_seconds
+        while time.thread_time() < end:
+            if worker.interrupt.is_set():
+                self._hold(worker, self._take_faults(worker))
+            for _ in range(200):
+                pass
+
+    def _take_faults(self, worker: ThreadWorker) -> float:
+        """Apply the faults that interrupted ``worker``'s current attempt: raise on a crash,
+        else return the time it stays frozen. Faults that arrived before the attempt began
+        were already served while the worker was idle (``frozen_until``, ``crashed``)."""
+        with self.pool._lock:
+            pending = self._pending.pop(id(worker), deque())
+            worker.interrupt.clear()
+            started = worker.attempt_start
+        current = [fault for reached, fault in pending if reached >= started]
+        if any(fault.kind == "crash" for fault in current):
+            raise WorkerCrash
+        return sum(fault.duration for fault in current)
