@@ -1,0 +1,37 @@
+"""The experiments by name."""
+
+from __future__ import annotations
+
+import importlib
+
+from experiments.framework import Experiment
+
+NAMES = (
+    "theory",
+    "predicted_vs_measured",
+    "failure_recovery",
+    "autoscaling",
+    "work_stealing",
+    "gil",
+)
+
+
+def available() -> list[str]:
+    """Names of the experiments whose module exists."""
+    found = []
+    for name in NAMES:
+        try:
+            importlib.import_module(f"experiments.{name}")
+        except ModuleNotFoundError:
+            continue
+        found.append(name)
+    return found
+
+
+def get(name: str) -> Experiment:
+    """The experiment called ``name``; ValueError listing the valid names otherwise."""
+    if name not in available():
+        raise ValueError(f"unknown experiment {name!r}; choose one of: {', '.join(available())}")
+    module = importlib.import_module(f"experiments.{name}")
+    experiment: Experiment = module.EXPERIMENT
+    return experiment
