@@ -15,7 +15,8 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m experiments.demo
+	$(BIN)/python -m experiments run predicted_vs_measured --quick --out results
+	@echo "charts: results/predicted_vs_measured/*.png, summary: results/predicted_vs_measured/summary.csv"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
