@@ -125,12 +125,12 @@ class _Run:
     # -- tasks -------------------------------------------------------------------------
 
     def _arrivals(self) -> SimEvents:
-        env, now = self.env, 0.0
+        timeout, submit, now = self.env.timeout, self.submit, 0.0
         for task, arrival in enumerate(self.workload.arrival.tolist()):
             if arrival > now:
-                yield env.timeout(arrival - now)
+                yield timeout(arrival - now)
                 now = arrival
-            self.submit(task)
+            submit(task)
 
     def submit(self, task: int) -> None:
         """Hand ``task`` to the policy and wake a worker that can take it."""
@@ -138,7 +138,7 @@ class _Run:
         idle = self.idle
         if not idle:
             return
-        worker = idle.pop(target) if target is not None and target in idle else None
+        worker = idle.pop(target, None) if target is not None else None
         if worker is None and (target is None or self.policy.can_steal):
             worker = idle.popitem()[1]
         if worker is not None:
@@ -168,28 +168,48 @@ class _Run:
                 del self.idle[worker.slot]
 
     def _serve(self, worker: SimWorker) -> SimEvents:
-        env, policy, rec, slot = self.env, self.policy, self.rec, worker.slot
+        # The hot loop of the model: locals instead of attribute lookups, one read of
+        # the clock per step, and the idle wait inlined (no generator per idle spell).
+        env, policy, rec, slot, idle = self.env, self.policy, self.rec, worker.slot, self.idle
         durations, faults, cpu = self.durations, self.faults, self.cpu
-        ends, status = rec.end, rec.status
-        watch_attempts = faults.watch_attempts
+        starts, ends, status, workers, attempts = (
+            rec.start,
+            rec.end,
+            rec.status,
+            rec.worker,
+            rec.attempts,
+        )
+        next_task, timeout, event = policy.next_task, env.timeout, env.event
+        watch_attempts, may_raise = faults.watch_attempts, faults.failures is not None
+        can_steal = policy.can_steal
         while not (worker.retiring or worker.declared_dead):
-            task = policy.next_task(slot, env.now)
+            now = env.now
+            task = next_task(slot, now)
             if task is None:
-                if policy.can_steal and (yield from self._steal(worker)):
+                if can_steal and (yield from self._steal(worker)):
                     continue
-                yield from self._idle(worker)
+                worker.wake = event()
+                idle[slot] = worker
+                try:
+                    yield worker.wake
+                except simpy.Interrupt as interrupt:
+                    if idle.get(slot) is worker:
+                        del idle[slot]
+                    yield from faults.resume(worker, interrupt, 0.0)
                 continue
             worker.task = task
             self.busy += 1
-            rec.begin(task, slot, env.now)
+            starts[task], workers[task] = now, slot
+            attempts[task] += 1
             if watch_attempts:
                 faults.attempt_started(worker, task)
             if cpu is not None and cpu[task] > 0:
                 yield from self._cpu_bound(worker, task)
             else:
-                worker.attempt_end = env.now + durations[task]
+                duration = durations[task]
+                worker.attempt_end = now + duration
                 try:
-                    yield env.timeout(durations[task])
+                    yield timeout(duration)
                 except simpy.Interrupt as interrupt:
                     yield from faults.resume(worker, interrupt, worker.attempt_end - env.now)
             if worker.declared_dead:
@@ -197,12 +217,14 @@ class _Run:
                 break
             worker.task = -1
             self.busy -= 1
-            if faults.attempt_raised(task):
+            if may_raise and faults.attempt_raised(task):
                 faults.attempt_failed(task, "error")
             elif status[task] == PENDING:
                 ends[task] = env.now
                 status[task] = DONE
-                self.finish(task)
+                self.unfinished -= 1
+                if not self.unfinished:
+                    self.all_done.succeed()
             else:
                 faults.discard(worker, task)
         if worker.retiring and not worker.declared_dead:
@@ -219,16 +241,6 @@ class _Run:
         if self.policy.steal_latency > 0:
             yield from self.faults.hold(worker, self.policy.steal_latency)
         return True
-
-    def _idle(self, worker: SimWorker) -> SimEvents:
-        worker.wake = self.env.event()
-        self.idle[worker.slot] = worker
-        try:
-            yield worker.wake
-        except simpy.Interrupt as interrupt:
-            if self.idle.get(worker.slot) is worker:
-                del self.idle[worker.slot]
-            yield from self.faults.resume(worker, interrupt, 0.0)
 
     def _cpu_bound(self, worker: SimWorker, task: int) -> SimEvents:
         assert self.gil is not None and self.cpu is not None

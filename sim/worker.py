@@ -10,7 +10,7 @@ class Crashed(Exception):  # noqa: N818 - a worker event, not an error of the ca
     """Raised inside a worker process when it crashes: the process ends without reporting."""
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class SimWorker:
     """One worker occupying slot ``slot`` since ``serving_since`` (simulated seconds).
 
