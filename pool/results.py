@@ -146,10 +146,12 @@ class RunResult:
         """Headline metrics. Latencies count done tasks arriving at or after ``warmup`` s.
 
         ``throughput``: completed tasks / makespan (tasks/s). ``utilization``: busy
-        worker-seconds / serving worker-seconds. ``recovery_time`` (only when faults were
-        injected): mean over detected faults of the time from the fault until the queue
-        is back to its pre-fault level (its time-average from the start to the fault) at
-        or after detection; ``detection_time``: mean time from fault to detection.
+        worker-seconds / serving worker-seconds. ``detection_time`` (only when faults were
+        injected): mean over detected faults of the time from the fault to its detection.
+        ``recovery_time``: mean over detected faults of the time from the fault until the
+        pool is whole again and has worked off the backlog: the first instant, at or after
+        the failed slot's restart, at which the queue is back to its pre-fault level (its
+        time-average from the start to the fault).
         """
         done = self._status == 1
         kept = done & (self._arrival >= warmup)
@@ -209,8 +211,16 @@ class RunResult:
             if detected is None:
                 continue
             detections.append(detected - fault_time)
+            restarted = next(
+                (
+                    t
+                    for t, k, w, _ in self._event_rows
+                    if k == "restart" and w == worker and t >= detected
+                ),
+                detected,
+            )
             baseline = _time_average(times, queued, fault_time)
-            after = np.nonzero((times >= detected) & (queued <= baseline))[0]
+            after = np.nonzero((times >= restarted) & (queued <= baseline))[0]
             if after.size:
                 recoveries.append(float(times[after[0]]) - fault_time)
         return {

@@ -210,7 +210,8 @@ class WorkerLifecycle:
             self._resolve(task)
             return item.future, None, error
         self._counts["retried"] += 1
-        self._event(now, "retry", -1, task)
+        worker = self._recorder.worker[task] if self._recorder is not None else -1
+        self._event(now, "retry", worker, task)
         self.supervisor.schedule(now + delay, lambda: self._requeue(task))
         return None
 
