@@ -13,6 +13,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from experiments import storage
+from pool.results import RunResult
 
 QUANTILES = tuple(round(q, 2) for q in np.linspace(0.01, 0.99, 99))
 COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -83,5 +84,411 @@ def cdf_overlay(
         ax.legend(fontsize=8)
     for ax in axes.ravel()[len(panels) :]:
         ax.set_visible(False)
+    figure.suptitle(title)
+    return save(figure, path)
+
+
+# -- time series of a run: tidy rows with a ``time`` column, and charts of them ----------
+
+#: Time-series metrics :func:`series_rows` can compute from a run.
+SERIES = ("completions", "queued", "busy", "workers", "latency")
+
+
+def series_rows(
+    result: RunResult, backend: str, metrics: tuple[str, ...], width: float
+) -> list[dict[str, object]]:
+    """Tidy rows of a run's time series in bins of ``width`` s from 0 to its last task's end.
+
+    Each row has ``time`` (the bin's centre, s), ``metric`` and ``value``:
+    ``completions``: tasks completed in the bin; ``queued``, ``busy``, ``workers``: the
+    time-average of the timeline's level over the bin; ``latency``: mean latency (s) of
+    the tasks that arrived in the bin and completed (bins without such tasks are left out).
+    """
+    unknown = sorted(set(metrics) - set(SERIES))
+    if unknown:
+        raise ValueError(f"metrics must be among {', '.join(SERIES)}; got {unknown}")
+    tasks = result.tasks
+    done = tasks[tasks["status"] == "done"]
+    last = float(np.nanmax(tasks["end"].to_numpy())) if done.size else 0.0
+    bins = max(1, int(np.ceil(last / width - 1e-9)))
+    edges = np.arange(bins + 1) * width
+    centres = np.round((edges[:-1] + edges[1:]) / 2, 9)
+    rows: list[dict[str, object]] = []
+
+    def add(metric: str, values: np.ndarray, keep: np.ndarray | None = None) -> None:
+        for index in np.nonzero(keep if keep is not None else np.ones(bins, bool))[0]:
+            rows.append(
+                {
+                    "backend": backend,
+                    "metric": metric,
+                    "time": float(centres[index]),
+                    "value": float(values[index]),
+                }
+            )
+
+    for metric in metrics:
+        if metric == "completions":
+            add(metric, np.histogram(done["end"].to_numpy(), bins=edges)[0].astype(float))
+        elif metric == "latency":
+            index = np.floor(done["arrival"].to_numpy() / width).astype(np.int64)
+            inside = (index >= 0) & (index < bins)
+            counts = np.bincount(index[inside], minlength=bins)
+            sums = np.bincount(index[inside], done["latency"].to_numpy()[inside], minlength=bins)
+            add(metric, sums / np.maximum(counts, 1), counts > 0)
+        else:
+            timeline = result.timeline
+            add(
+                metric,
+                _bin_averages(timeline["time"].to_numpy(), timeline[metric].to_numpy(), edges),
+            )
+    return rows
+
+
+def _bin_averages(times: np.ndarray, levels: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Time-averages over each bin of ``edges`` of a step function (``levels`` from
+    ``times`` on, 0 before the first)."""
+    area = np.concatenate([[0.0], np.cumsum(levels[:-1] * np.diff(times))])
+
+    def integral(x: np.ndarray) -> np.ndarray:
+        index = np.searchsorted(times, x, side="right") - 1
+        before = index < 0
+        index = np.maximum(index, 0)
+        value = area[index] + levels[index] * (x - times[index])
+        return np.where(before, 0.0, value)
+
+    if times.size == 0:
+        return np.zeros(len(edges) - 1)
+    whole = integral(edges)
+    result: np.ndarray = np.diff(whole) / np.diff(edges)
+    return result
+
+
+def event_rows(result: RunResult, backend: str, kinds: tuple[str, ...]) -> list[dict[str, object]]:
+    """Tidy rows of a run's events of ``kinds``: ``metric`` is the kind, ``value`` its time
+    (s) and ``event`` its ordinal among events of that kind (0, 1, ...)."""
+    events = result.events
+    rows: list[dict[str, object]] = []
+    for kind in kinds:
+        times = events.loc[events["kind"] == kind, "time"].to_numpy()
+        rows += [
+            {"backend": backend, "metric": kind, "value": float(t), "event": k}
+            for k, t in enumerate(times)
+        ]
+    return rows
+
+
+def series_grid(
+    panels: list[tuple[str, pd.DataFrame]],
+    metrics: dict[str, str],
+    path: Path,
+    title: str,
+    markers: dict[str, str] | None = None,
+) -> Path:
+    """Time series, predicted (dashed) against measured (solid): one row of panels per
+    cell (``panels``: title and its rows), one column per metric (``metrics``: name ->
+    axis label), means over replications. ``markers`` (event kind -> colour) draws
+    a vertical line at each predicted event of that kind (rows from :func:`event_rows`)."""
+    columns, count = len(metrics), max(1, len(panels))
+    figure, axes = plt.subplots(
+        count, columns, figsize=(5.6 * columns, 1.0 + 2.8 * count), squeeze=False
+    )
+    for row, (label, part) in zip(axes, panels, strict=False):
+        for ax, (metric, axis_label) in zip(row, metrics.items(), strict=True):
+            for backend, style, color in (("sim", "--", COLORS[1]), ("real", "-", COLORS[0])):
+                series = part[(part["backend"] == backend) & (part["metric"] == metric)]
+                if series.empty:
+                    continue
+                mean = series.groupby("time")["value"].mean()
+                name = "predicted" if backend == "sim" else "measured"
+                ax.plot(mean.index, mean.to_numpy(), style, color=color, linewidth=1.3, label=name)
+            for kind, color in (markers or {}).items():
+                times = _marker_times(part, kind)
+                for k, instant in enumerate(times):
+                    ax.axvline(instant, color=color, linewidth=1, label=kind if k == 0 else None)
+            ax.set_title(f"{label}: {metric}", fontsize=9)
+            ax.set_xlabel("time (s)")
+            ax.set_ylabel(axis_label)
+            ax.set_ylim(bottom=0)
+            ax.grid(alpha=0.3)
+        row[0].legend(fontsize=7, loc="upper left")
+    for ax in axes.ravel()[len(panels) * columns :]:
+        ax.set_visible(False)
+    _title(figure, title)
+    return save(figure, path)
+
+
+def _marker_times(part: pd.DataFrame, kind: str) -> list[float]:
+    events = part[part["metric"] == kind]
+    for backend in ("sim", "real"):
+        chosen = events[events["backend"] == backend]
+        if not chosen.empty:
+            return sorted(chosen.groupby("event")["value"].mean().tolist())
+    return []
+
+
+def paired_bars(table: pd.DataFrame, metrics: dict[str, str], path: Path, title: str) -> Path:
+    """Predicted (hatched) and measured bars side by side, one panel per metric
+    (``metrics``: name -> axis label); ``table`` has columns label, metric, predicted,
+    measured. Each bar is annotated with its value; panels widen with the labels."""
+    labels = max(1, int(table["label"].nunique()))
+    columns = max(1, min(3, 12 // labels))
+    rows_count = int(np.ceil(len(metrics) / columns))
+    width = max(4.4, 0.9 * labels + 1.5)
+    figure, axes = plt.subplots(
+        rows_count, columns, figsize=(width * columns, 0.6 + 3.4 * rows_count), squeeze=False
+    )
+    for ax, (metric, axis_label) in zip(axes.ravel(), metrics.items(), strict=False):
+        rows = table[table["metric"] == metric]
+        positions = np.arange(len(rows))
+        for offset, column, hatch, color in (
+            (-0.2, "predicted", "//", COLORS[1]),
+            (0.2, "measured", None, COLORS[0]),
+        ):
+            values = rows[column].to_numpy(dtype=float)
+            bars = ax.bar(
+                positions + offset,
+                np.nan_to_num(values),
+                0.4,
+                label=column,
+                color=color,
+                hatch=hatch,
+                alpha=0.85,
+            )
+            ax.bar_label(bars, labels=[_short(v) for v in values], fontsize=7)
+        ax.set_xticks(positions, rows["label"].tolist(), fontsize=7)
+        ax.set_title(axis_label, fontsize=10)
+        top = np.nanmax(rows[["predicted", "measured"]].to_numpy(dtype=float), initial=0.0)
+        ax.set_ylim(0, 1.18 * top if top > 0 else 1.0)
+    axes[0][0].legend(fontsize=8, loc="lower left")
+    for ax in axes.ravel()[len(metrics) :]:
+        ax.set_visible(False)
+    _title(figure, title)
+    return save(figure, path)
+
+
+def nearest_events(
+    results: pd.DataFrame, kinds: tuple[str, ...], keys: list[str], tolerance: float, path: Path
+) -> Path:
+    """Pair each predicted event of ``kinds`` (rows from :func:`event_rows`) with the
+    nearest measured event of the same kind in the same cell (``keys``) and replication;
+    ``within`` says whether they are at most ``tolerance`` s apart. Events at one instant
+    (a decision that adds or retires several slots) count as one, their number in
+    ``*_slots``; ``*_decisions`` count such instants in the run. Written as CSV."""
+    events = results[results["metric"].isin(kinds)]
+    rows = []
+    for values, part in events.groupby([*keys, "replication"], sort=True):
+        labels = dict(zip([*keys, "replication"], values, strict=True))
+        for kind in kinds:
+            predicted = _instants(part, kind, "sim")
+            measured = _instants(part, kind, "real")
+            times = measured.index.to_numpy(dtype=float)
+            for instant, slots in zip(
+                predicted.index.to_numpy(dtype=float), predicted.to_numpy(), strict=True
+            ):
+                nearest = float(times[np.argmin(np.abs(times - instant))]) if times.size else np.nan
+                gap = round(nearest - instant, 4)
+                rows.append(
+                    {
+                        **labels,
+                        "kind": kind,
+                        "predicted_time": instant,
+                        "predicted_slots": int(slots),
+                        "measured_time": nearest,
+                        "measured_slots": int(measured.get(nearest, 0)),
+                        "difference": gap,
+                        "within": bool(abs(gap) <= tolerance),
+                        "predicted_decisions": len(predicted),
+                        "measured_decisions": len(measured),
+                    }
+                )
+    storage.write_csv(pd.DataFrame(rows), path)
+    return path
+
+
+def _instants(part: pd.DataFrame, kind: str, backend: str) -> pd.Series:
+    """Event instants of ``kind`` (rounded to 0.1 ms) and how many events each holds."""
+    chosen = part.loc[(part["metric"] == kind) & (part["backend"] == backend), "value"]
+    return chosen.round(4).value_counts().sort_index()
+
+
+def _short(value: float) -> str:
+    return "n/a" if np.isnan(value) else f"{value:.3g}"
+
+
+def _title(figure: Figure, title: str) -> None:
+    """A suptitle a fixed 0.08 in from the top, so tight_layout keeps panels clear of it
+    however tall the figure."""
+    figure.suptitle(title, y=1.0 - 0.08 / figure.get_figheight())
+
+
+# -- estimates against an exact reference, and predicted/measured lines ------------------
+
+
+def estimates_against_exact(
+    points: pd.DataFrame,
+    curves: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]],
+    path: Path,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    log_y: bool = True,
+    estimate_label: str = "estimate",
+    relative_panel: bool = False,
+) -> Path:
+    """Estimates with confidence intervals against exact curves, one panel per ``panel``.
+
+    ``points`` has columns panel, series, x, estimate, low, high (low/high may be NaN:
+    no error bar); ``curves`` maps (panel, series) to the exact curve's (xs, ys). Each
+    series has one colour: markers with error bars for the estimates, a line for the
+    exact values. ``relative_panel`` adds a last panel with every estimate's relative
+    error (estimate - exact) / exact and its interval, from a column ``exact``."""
+    panels = list(dict.fromkeys(points["panel"]))
+    count = len(panels) + int(relative_panel)
+    columns = min(3, max(1, count))
+    rows = int(np.ceil(count / columns)) or 1
+    figure, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 3.7 * rows), squeeze=False)
+    for ax, panel in zip(axes.ravel(), panels, strict=False):
+        part = points[points["panel"] == panel]
+        names = list(dict.fromkeys(part["series"]))
+        for color, series in zip(COLORS, names, strict=False):
+            prefix = f"{series}: " if len(names) > 1 else ""
+            if (panel, series) in curves:
+                xs, ys = curves[(panel, series)]
+                ax.plot(xs, ys, "-", color=color, linewidth=1.2, label=f"{prefix}exact")
+            dots = part[part["series"] == series].sort_values("x")
+            ax.errorbar(
+                **_error_bars(dots, 1.0, 0.0),
+                fmt="o",
+                markersize=4,
+                capsize=3,
+                color=color,
+                label=f"{prefix}{estimate_label} (95% CI)",
+            )
+        ax.set_title(str(panel), fontsize=9)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        if log_y:
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7)
+    if relative_panel:
+        # x positions by rank, each group of estimates spread across its slot
+        ax = axes.ravel()[len(panels)]
+        levels = np.sort(points["x"].unique())
+        groups = list(points.groupby(["panel", "series"], sort=False))
+        for k, ((panel, series), dots) in enumerate(groups):
+            dots = dots.sort_values("x").assign(x=lambda d: np.searchsorted(levels, d["x"]))
+            offset = (k - (len(groups) - 1) / 2) * 0.7 / max(1, len(groups))
+            exact = dots["exact"].to_numpy(dtype=float)
+            alone = points.loc[points["panel"] == panel, "series"].nunique() == 1
+            ax.errorbar(
+                **_error_bars(dots, 1.0 / exact, -1.0, offset),
+                fmt="o",
+                markersize=3,
+                capsize=2,
+                color=COLORS[k % len(COLORS)],
+                label=str(panel) if alone else f"{panel}: {series}",
+            )
+        ax.axhline(0.0, color="grey", linewidth=1)
+        ax.set_xticks(np.arange(len(levels)), [f"{v:g}" for v in levels])
+        ax.set_title("relative error (estimate - exact) / exact, 95% CI", fontsize=9)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("relative error")
+        ax.grid(alpha=0.3, axis="y")
+        ax.legend(fontsize=6, loc="lower left")
+    for ax in axes.ravel()[count:]:
+        ax.set_visible(False)
+    figure.suptitle(title)
+    return save(figure, path)
+
+
+def _error_bars(
+    dots: pd.DataFrame, scale: float | np.ndarray, shift: float, offset: float = 0.0
+) -> dict[str, np.ndarray]:
+    """Arguments of ``errorbar`` for markers at ``estimate * scale + shift`` with bars to
+    ``low`` and ``high`` (scaled alike), shifted right by ``offset``."""
+    estimate = dots["estimate"].to_numpy(dtype=float) * scale + shift
+    low = dots["low"].to_numpy(dtype=float) * scale + shift
+    high = dots["high"].to_numpy(dtype=float) * scale + shift
+    return {
+        "x": dots["x"].to_numpy(dtype=float) + offset,
+        "y": estimate,
+        "yerr": np.vstack([np.nan_to_num(estimate - low), np.nan_to_num(high - estimate)]),
+    }
+
+
+def predicted_measured_lines(
+    summary: pd.DataFrame,
+    x: str,
+    hue: str,
+    metric: str,
+    path: Path,
+    title: str,
+    ylabel: str,
+    extra: dict[str, str] | None = None,
+    log2_x: bool = False,
+) -> Path:
+    """``metric`` against column ``x``, one colour per value of ``hue``: predicted dashed
+    (open markers), measured solid. ``summary`` is :func:`framework.summarize` output.
+    ``extra`` (metric -> axis label) adds a panel per further metric, drawn the same way
+    from whichever of predicted/measured it has. ``log2_x``: a base-2 log x axis (for
+    counts such as 1, 2, 4, 8 workers)."""
+    panels = {metric: ylabel, **(extra or {})}
+    figure, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.2), squeeze=False)
+    for ax, (name, label) in zip(axes[0], panels.items(), strict=True):
+        rows = summary[summary["metric"] == name].sort_values(x)
+        for color, (group, part) in zip(COLORS, rows.groupby(hue, sort=True), strict=False):
+            for column, style, face in (
+                ("predicted", "--", "white"),
+                ("measured", "-", color),
+            ):
+                if column not in part or part[column].isna().all():
+                    continue
+                ax.plot(
+                    part[x],
+                    part[column],
+                    style,
+                    marker="o",
+                    color=color,
+                    markerfacecolor=face,
+                    label=f"{hue} {group}: {column}",
+                )
+        if log2_x:
+            ax.set_xscale("log", base=2)
+        values = sorted(rows[x].unique())
+        ax.set_xticks(values, [f"{v:g}" for v in values])
+        ax.set_xlabel(x)
+        ax.set_ylabel(label)
+        ax.set_ylim(0, ax.get_ylim()[1] * 1.3)  # headroom for the legend
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, ncols=2, loc="upper left")
+    figure.suptitle(title)
+    return save(figure, path)
+
+
+def paired_bars_log(table: pd.DataFrame, metrics: dict[str, str], path: Path, title: str) -> Path:
+    """:func:`paired_bars` on a log y axis, for values spanning decades (a baseline far
+    above the rest): predicted (hatched) and measured bars, annotated with their values."""
+    figure, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 4.4), squeeze=False)
+    for ax, (metric, axis_label) in zip(axes[0], metrics.items(), strict=True):
+        rows = table[table["metric"] == metric]
+        positions = np.arange(len(rows))
+        for offset, column, hatch, color in (
+            (-0.2, "predicted", "//", COLORS[1]),
+            (0.2, "measured", None, COLORS[0]),
+        ):
+            values = rows[column].to_numpy(dtype=float)
+            bars = ax.bar(
+                positions + offset, values, 0.4, label=column, color=color, hatch=hatch, alpha=0.85
+            )
+            labels = [_short(v) if np.isnan(v) or v < 100 else f"{v:.0f}" for v in values]
+            ax.bar_label(bars, labels=labels, fontsize=7)
+        ax.set_yscale("log")
+        low, high = ax.get_ylim()
+        ax.set_ylim(low, high * 3)
+        ax.set_xticks(positions, rows["label"].tolist(), rotation=30, ha="right", fontsize=8)
+        ax.set_title(axis_label, fontsize=10)
+        ax.grid(alpha=0.3, axis="y", which="both")
+    axes[0][0].legend(fontsize=8)
     figure.suptitle(title)
     return save(figure, path)

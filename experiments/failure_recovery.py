@@ -1,0 +1,153 @@
+"""failure_recovery: crashes, hangs and failing tasks, predicted against measured.
+
+Each cell replays one Poisson workload (4 workers, load 0.7, 10 ms exponential service)
+in the real pool with one fault scenario injected, and simulates the same workload with
+the same faults and the calibrated overhead. The rows hold the summary (detection and
+recovery time, retries, lost and duplicate tasks), the fault, detection and restart
+events, and time series of completions and queue length in 0.1 s bins.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+import real
+import sim
+from experiments import charts, storage
+from experiments.accuracy import accuracy_table, pair_rows
+from experiments.framework import Cell, Context, Experiment, Row, summarize
+from pool import FaultPlan, Recovery, Workload, dists
+
+MEAN_SERVICE = 0.010
+LOAD = 0.7
+WORKERS = 4
+#: Off the heartbeat ticks (multiples of 0.05 s), so detection is not decided by a tie.
+FAULT_TIME = 2.013
+HANG_SECONDS = 0.5
+RECOVERY = Recovery(
+    heartbeat_interval=0.05, heartbeat_timeout=0.2, restart_delay=0.1, max_attempts=3
+)
+BIN = 0.1
+EVENTS = ("crash", "hang", "detected", "restart")
+TARGETS = {"recovery_time": 0.15}
+
+
+def faults(scenario: str) -> FaultPlan:
+    """The FaultPlan of a scenario: a crash of worker 1, a hang of worker 2, failing task
+    attempts, or all three (the hang two seconds after the crash)."""
+    plans = {
+        "crash": FaultPlan(crashes=[(FAULT_TIME, 1)]),
+        "hang": FaultPlan(hangs=[(FAULT_TIME, 2, HANG_SECONDS)]),
+        "task_failure": FaultPlan(task_failure_prob=0.05),
+        "combined": FaultPlan(
+            crashes=[(FAULT_TIME, 1)],
+            hangs=[(FAULT_TIME + 2.0, 2, HANG_SECONDS)],
+            task_failure_prob=0.05,
+        ),
+    }
+    return plans[scenario]
+
+
+def grid(quick: bool) -> list[Cell]:
+    """Scenarios x policies: the crash under fifo and work-stealing when quick."""
+    if quick:
+        return [
+            {"scenario": "crash", "policy": policy, "seconds": 3.5}
+            for policy in ("fifo", "work-stealing")
+        ]
+    return [
+        {"scenario": scenario, "policy": policy, "seconds": 7.0}
+        for scenario in ("crash", "hang", "task_failure", "combined")
+        for policy in ("fifo", "priority", "work-stealing")
+    ]
+
+
+def workload(cell: Cell, seed: int) -> Workload:
+    """Poisson arrivals at load 0.7 on 4 workers, two priority classes, 10 ms service."""
+    rate = LOAD * WORKERS / MEAN_SERVICE
+    return Workload.poisson(
+        rate,
+        dists.Exponential(MEAN_SERVICE),
+        int(rate * cell["seconds"]),
+        priorities={0: 0.3, 1: 0.7},
+        seed=seed,
+    )
+
+
+def run_cell(cell: Cell, context: Context) -> list[Row]:
+    """Measure the scenario in the real pool, then predict it with the calibrated model."""
+    tasks, plan = workload(cell, context.seed), faults(cell["scenario"])
+    measured = real.run(
+        tasks, cell["policy"], WORKERS, faults=plan, recovery=RECOVERY, seed=context.seed
+    )
+    predicted = sim.run(
+        tasks,
+        cell["policy"],
+        WORKERS,
+        faults=plan,
+        recovery=RECOVERY,
+        seed=context.seed,
+        overhead=context.overhead,
+    )
+    rows = pair_rows(predicted, measured)
+    for result, backend in ((predicted, "sim"), (measured, "real")):
+        rows += charts.series_rows(result, backend, ("completions", "queued"), BIN)
+        rows += charts.event_rows(result, backend, EVENTS)
+    return rows
+
+
+def draw(results: pd.DataFrame, folder: Path) -> list[Path]:
+    """Completions and queue length over time per scenario, the recovery figures as bars
+    and CSV, and the accuracy table against the recovery-time target."""
+    paths = []
+    for scenario, part in results.groupby("scenario", sort=False):
+        panels = [(str(policy), cell) for policy, cell in part.groupby("policy", sort=True)]
+        paths.append(
+            charts.series_grid(
+                panels,
+                {
+                    "completions": f"completions per {BIN:g} s",
+                    "queued": "queued tasks (bin mean)",
+                },
+                folder / f"timeline_{scenario}.png",
+                f"{scenario}: predicted (dashed) and measured (solid)",
+                markers={"crash": "red", "hang": "purple", "detected": "grey", "restart": "green"},
+            )
+        )
+    summary = summarize(results[results.filter(["time", "event"]).isna().all(axis=1)])
+    figures = summary[summary["metric"].isin(RECOVERY_METRICS)].copy()
+    figures["label"] = figures["scenario"] + "\n" + figures["policy"]
+    paths.append(
+        charts.paired_bars(
+            figures,
+            RECOVERY_METRICS,
+            folder / "recovery.png",
+            "Recovery: predicted (hatched) and measured (solid), means over replications",
+        )
+    )
+    table = figures[["scenario", "policy", "metric", "predicted", "measured", "rel_error"]]
+    storage.write_csv(table, folder / "recovery.csv")
+    paths.append(folder / "recovery.csv")
+    paths.append(accuracy_table(summary, TARGETS, folder / "accuracy.csv"))
+    return paths
+
+
+RECOVERY_METRICS = {
+    "detection_time": "detection time (s)",
+    "recovery_time": "recovery time (s)",
+    "retried": "retried attempts",
+    "lost": "lost tasks (must be 0)",
+    "duplicates": "discarded late results",
+}
+
+
+EXPERIMENT = Experiment(
+    name="failure_recovery",
+    description="crashes, hangs, failing tasks: detection, recovery, retries, predicted vs real",
+    grid=grid,
+    run_cell=run_cell,
+    charts=draw,
+    needs_real=True,
+)
