@@ -398,7 +398,7 @@ def estimates_against_exact(
         ax.legend(fontsize=6, loc="lower left")
     for ax in axes.ravel()[count:]:
         ax.set_visible(False)
-    figure.suptitle(title)
+    _title(figure, title)
     return save(figure, path)
 
 
@@ -462,15 +462,24 @@ def predicted_measured_lines(
         ax.set_ylim(0, ax.get_ylim()[1] * 1.3)  # headroom for the legend
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, ncols=2, loc="upper left")
-    figure.suptitle(title)
+    _title(figure, title)
     return save(figure, path)
 
 
-def paired_bars_log(table: pd.DataFrame, metrics: dict[str, str], path: Path, title: str) -> Path:
-    """:func:`paired_bars` on a log y axis, for values spanning decades (a baseline far
-    above the rest): predicted (hatched) and measured bars, annotated with their values."""
-    figure, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 4.4), squeeze=False)
-    for ax, (metric, axis_label) in zip(axes[0], metrics.items(), strict=True):
+def value_bars(
+    table: pd.DataFrame, metrics: dict[str, str], path: Path, title: str, log_y: bool = False
+) -> Path:
+    """Like :func:`paired_bars` (same ``table``), with values written out in full (no
+    exponents) and optionally a log y axis (``log_y``) for values spanning decades.
+    Panels widen with the number of labels and stack when they get wide."""
+    labels = max(1, int(table["label"].nunique()))
+    columns = max(1, min(3, 12 // labels, len(metrics)))
+    rows_count = int(np.ceil(len(metrics) / columns))
+    width = max(4.6, 0.9 * labels + 1.5)
+    figure, axes = plt.subplots(
+        rows_count, columns, figsize=(width * columns, 0.9 + 3.6 * rows_count), squeeze=False
+    )
+    for ax, (metric, axis_label) in zip(axes.ravel(), metrics.items(), strict=False):
         rows = table[table["metric"] == metric]
         positions = np.arange(len(rows))
         for offset, column, hatch, color in (
@@ -481,14 +490,19 @@ def paired_bars_log(table: pd.DataFrame, metrics: dict[str, str], path: Path, ti
             bars = ax.bar(
                 positions + offset, values, 0.4, label=column, color=color, hatch=hatch, alpha=0.85
             )
-            labels = [_short(v) if np.isnan(v) or v < 100 else f"{v:.0f}" for v in values]
-            ax.bar_label(bars, labels=labels, fontsize=7)
-        ax.set_yscale("log")
-        low, high = ax.get_ylim()
-        ax.set_ylim(low, high * 3)
-        ax.set_xticks(positions, rows["label"].tolist(), rotation=30, ha="right", fontsize=8)
+            text = [_short(v) if np.isnan(v) or abs(v) < 100 else f"{v:.0f}" for v in values]
+            ax.bar_label(bars, labels=text, fontsize=7)
+        if log_y:
+            ax.set_yscale("log")
+            low, high = ax.get_ylim()
+            ax.set_ylim(low, high * 3)
+        else:
+            ax.margins(y=0.15)
+        ax.set_xticks(positions, rows["label"].tolist(), fontsize=8)
         ax.set_title(axis_label, fontsize=10)
         ax.grid(alpha=0.3, axis="y", which="both")
-    axes[0][0].legend(fontsize=8)
-    figure.suptitle(title)
+        ax.legend(fontsize=8, loc="best")
+    for ax in axes.ravel()[len(metrics) :]:
+        ax.set_visible(False)
+    _title(figure, title)
     return save(figure, path)

@@ -64,6 +64,12 @@ class ThreadedPool(WorkerLifecycle, Executor):
         if submit_timeout is not None:
             _validate.non_negative("submit_timeout", submit_timeout)
         self.submit_timeout = submit_timeout
+        if not isinstance(retry_exceptions, tuple) or not all(
+            isinstance(kind, type) and issubclass(kind, BaseException) for kind in retry_exceptions
+        ):
+            raise ValueError(
+                f"retry_exceptions must be a tuple of exception types, got {retry_exceptions!r}"
+            )
         self.retry_exceptions = retry_exceptions
         self._name = name
         self._recorder = recorder
@@ -187,6 +193,10 @@ class ThreadedPool(WorkerLifecycle, Executor):
             while (task := self.policy.next_task(slot, now)) is not None:
                 drained.append(self._items[task].future)
                 self._resolve(task)
+        # Queued where no serving worker can reach them (all workers dead or restarting):
+        # cancel their futures; whoever dequeues one later skips it.
+        drained += [item.future for item in self._items.values() if item.attempts == 0]
+        self._counts["cancelled"] += len(drained)
         return drained
 
     def _resolve(self, task: int) -> None:

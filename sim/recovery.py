@@ -41,6 +41,9 @@ class FaultHandler:
         #: Whether attempt_started has anything to do (keeps the fault-free path lean).
         self.watch_attempts = bool(self.poison) or self.recovery.task_timeout is not None
         self.pending_starts: dict[int, object] = {}
+        #: Workers declared dead while still running (hung, timed out): their late
+        #: results must still be seen and counted after the last task is done.
+        self.zombies: list[SimWorker] = []
 
     def start(self) -> None:
         """Begin injecting the scheduled faults."""
@@ -181,6 +184,8 @@ class FaultHandler:
         run, now, slot = self.run, self.env.now, worker.slot
         self.rec.event(now, kind, slot, worker.task)
         worker.declared_dead = True
+        if not worker.crashed:
+            self.zombies.append(worker)
         self.rec.workers_changed(now, -1)
         if run.idle.get(slot) is worker:
             del run.idle[slot]

@@ -86,6 +86,7 @@ class _Run:
         self.unfinished = len(workload)
         self.all_done = self.env.event()
         self.thread_start = config.overhead.thread_start
+        self.dispatch = config.overhead.dispatch
         self.faults = FaultHandler(self, config.faults, config.workers)
         self.config = config
 
@@ -109,6 +110,9 @@ class _Run:
             self.env.process(scaler(self))
         try:
             self.env.run(until=self.all_done)
+            running = [w.process for w in self.faults.zombies if w.process.is_alive]
+            if running:
+                self.env.run(until=simpy.AllOf(self.env, running))
         except RuntimeError as error:
             if "No scheduled events left" not in str(error):
                 raise
@@ -245,7 +249,9 @@ class _Run:
     def _cpu_bound(self, worker: SimWorker, task: int) -> SimEvents:
         assert self.gil is not None and self.cpu is not None
         duration = self.durations[task]
-        cpu_part = self.workload.service[task] * self.cpu[task]
+        # The pool's own per-task work is Python too: it holds the interpreter lock
+        # along with the task's CPU part.
+        cpu_part = self.workload.service[task] * self.cpu[task] + self.dispatch
         request = self.gil.request()
         try:
             yield from self.faults.wait_for(worker, request)
@@ -253,12 +259,6 @@ class _Run:
         finally:
             self.gil.release(request) if request.triggered else request.cancel()
         yield from self.faults.hold(worker, duration - cpu_part)
-
-    def wake_idle(self) -> None:
-        """Wake idle workers so they look for work (after tasks were requeued)."""
-        for worker in list(self.idle.values()):
-            del self.idle[worker.slot]
-            worker.wake.succeed()
 
     def retire(self, slot: int) -> None:
         """Scale-down: ``slot`` takes no new work; it leaves after its running task."""
