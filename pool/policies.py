@@ -134,13 +134,16 @@ class Priority(Policy):
     def next_task(self, worker: int, now: float) -> int | None:
         if not self._count:
             return None
-        if self.aging is None:
-            queue = next(q for q in map(self._queues.__getitem__, self._classes) if q)
-        else:
-            queue = self._most_urgent_aged(now)
         self._count -= 1
+        if self.aging is None:
+            queues = self._queues
+            for klass in self._classes:
+                queue = queues[klass]
+                if queue:
+                    return queue.popleft()
+        queue = self._most_urgent_aged(now)
         task = queue.popleft()
-        self._enqueued_at.pop(task, None)
+        del self._enqueued_at[task]
         return task
 
     def _most_urgent_aged(self, now: float) -> deque[int]:

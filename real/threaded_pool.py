@@ -114,11 +114,13 @@ class ThreadedPool(WorkerLifecycle, Executor):
         preferred worker slot. Returns its future. Raises RuntimeError after shutdown."""
         if not callable(fn):
             raise TypeError(f"fn must be callable, got {fn!r}")
-        priority = _validate.integer_at_least("priority", priority, 0)
+        if type(priority) is not int or priority < 0:  # the common case checked cheaply
+            priority = _validate.integer_at_least("priority", priority, 0)
         affinity = -1 if affinity is None else _validate.integer_at_least("affinity", affinity, 0)
         item = _Item(fn, args, kwargs, Future(), priority, affinity)
         with self._lock:
-            self._wait_for_space()
+            if self._shutdown or self.max_pending is not None:
+                self._wait_for_space()
             task = self._next_id
             self._next_id += 1
             self._items[task] = item
