@@ -22,7 +22,9 @@ def available() -> list[str]:
     for name in NAMES:
         try:
             importlib.import_module(f"experiments.{name}")
-        except ModuleNotFoundError:
+        except ModuleNotFoundError as error:
+            if error.name != f"experiments.{name}":
+                raise  # the module exists but something it imports is missing
             continue
         found.append(name)
     return found

@@ -115,20 +115,22 @@ class Autoscaling(Policy):
         wanted = self._wish(sample)
         if wanted > workers and not self._within_tolerance(sample, workers):
             self._down_wishes = []
-            return workers if cooling else self._scaled(now, wanted)
+            return self._clamp(workers) if cooling else self._scaled(now, wanted)
         wanted = self._wish(smoothed)
         if wanted < workers and not self._within_tolerance(smoothed, workers):
             self._down_wishes.append(wanted)
             if len(self._down_wishes) >= self.scale_down_ticks and not cooling:
                 return self._scaled(now, max(self._down_wishes[-self.scale_down_ticks :]))
-            return workers
-        self._down_wishes = []
-        # Outside [min, max] (e.g. a pool started too large) moves to the bound.
-        return min(self.max_workers, max(self.min_workers, workers))
+        else:
+            self._down_wishes = []
+        # Outside [min, max] (e.g. a pool started too large) moves to the bound at once.
+        return self._clamp(workers)
 
     def _wish(self, load: float) -> int:
-        wanted = math.ceil(load / self.target - 1e-9)
-        return min(self.max_workers, max(self.min_workers, wanted))
+        return self._clamp(math.ceil(load / self.target - 1e-9))
+
+    def _clamp(self, workers: int) -> int:
+        return min(self.max_workers, max(self.min_workers, workers))
 
     def _within_tolerance(self, load: float, workers: int) -> bool:
         return abs(load / self.target - workers) <= self.tolerance * workers
@@ -163,7 +165,8 @@ def plan_scaling(slots: Iterable[int], desired: int) -> tuple[list[int], list[in
     """Slots to add and slots to retire to go from ``slots`` to ``desired`` workers.
 
     New workers take the lowest free slots and the highest slots retire first, so both
-    pools number their workers alike.
+    pools number their workers alike. An added slot whose worker is still finishing its
+    last task before retiring is not new: the pool cancels that retirement.
     """
     current = sorted(slots)
     if desired < len(current):

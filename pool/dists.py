@@ -160,7 +160,10 @@ class Empirical(Distribution):
     """Resamples (with replacement) the observed ``samples``, in seconds."""
 
     def __init__(self, samples: Sequence[float] | FloatArray) -> None:
-        values = np.asarray(samples, dtype=np.float64).ravel()
+        try:
+            values = np.asarray(samples, dtype=np.float64).ravel()
+        except (TypeError, ValueError):
+            raise ValueError(f"samples must be numbers, got {samples!r}") from None
         if values.size == 0:
             raise ValueError("samples must not be empty")
         if not np.all(np.isfinite(values)) or np.any(values < 0):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -59,10 +59,13 @@ class FaultPlan:
     poison_tasks: Sequence[int] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
-        crashes = tuple((_time("crashes", t), _slot("crashes", w)) for t, w in self.crashes)
+        crashes = tuple(
+            (_time("crashes", t), _slot("crashes", w))
+            for t, w in _entries("crashes", self.crashes, "(time, worker)", 2)
+        )
         hangs = tuple(
             (_time("hangs", t), _slot("hangs", w), _validate.positive("hangs duration", d))
-            for t, w, d in self.hangs
+            for t, w, d in _entries("hangs", self.hangs, "(time, worker, duration)", 3)
         )
         object.__setattr__(self, "crashes", crashes)
         object.__setattr__(self, "hangs", hangs)
@@ -72,7 +75,10 @@ class FaultPlan:
         if self.hang_mtbf is not None:
             _validate.positive("hang_mtbf", self.hang_mtbf)
         _validate.positive("hang_duration", self.hang_duration)
-        poison = tuple(_validate.integer_at_least("poison_tasks", t, 0) for t in self.poison_tasks)
+        poison = tuple(
+            _validate.integer_at_least("poison_tasks", t, 0)
+            for t in _entries("poison_tasks", self.poison_tasks, "task id", 0)
+        )
         object.__setattr__(self, "poison_tasks", poison)
 
     @property
@@ -128,6 +134,19 @@ def _random_faults(
         now += duration
 
 
+def _entries(name: str, value: object, shape: str, size: int) -> list[Any]:
+    """The entries of ``value`` (a sequence of ``size``-tuples, or of scalars when 0)."""
+    try:
+        entries: list[Any] = list(value)  # type: ignore[call-overload]
+    except TypeError:
+        raise ValueError(f"{name} must be a sequence of {shape}, got {value!r}") from None
+    if size:
+        for entry in entries:
+            if not isinstance(entry, Sequence) or len(entry) != size:
+                raise ValueError(f"{name} entries must be {shape}, got {entry!r}")
+    return entries
+
+
 def _time(name: str, value: object) -> float:
     return _validate.non_negative(f"{name} time", value)
 
@@ -181,11 +200,12 @@ class Recovery:
 
     def detection_time(self, silent_since: float, serving_since: float) -> float:
         """When a worker serving since ``serving_since`` and silent since ``silent_since`` is
-        declared dead: its last heartbeat is the last tick before it fell silent (or its
-        start), and it is declared at the first tick ``heartbeat_timeout`` after that."""
+        declared dead: its last heartbeat is the last tick at or before it fell silent (or
+        its start), and it is declared at the first tick ``heartbeat_timeout`` after that."""
         interval = self.heartbeat_interval
-        # The last heartbeat is the last tick strictly before the silence began.
-        last_tick = (math.ceil(silent_since / interval - 1e-9) - 1) * interval
+        # The last heartbeat is the last tick at or before the silence began: a fault on a
+        # tick lands just after it, as it does in the real pool, whose injector is late.
+        last_tick = math.floor(silent_since / interval + 1e-9) * interval
         last_heartbeat = max(serving_since, last_tick)
         return self.next_tick(last_heartbeat + self.heartbeat_timeout)
 

@@ -38,7 +38,7 @@ class Workload:
     affinity: IntArray
 
     def __post_init__(self) -> None:
-        arrays = {name: np.ascontiguousarray(getattr(self, name)) for name in TRACE_COLUMNS}
+        arrays = {name: _numeric(name, getattr(self, name)) for name in TRACE_COLUMNS}
         n_tasks = arrays["arrival"].shape[0]
         for name, array in arrays.items():
             if array.ndim != 1 or array.shape[0] != n_tasks:
@@ -197,12 +197,11 @@ class Workload:
 
         A rate of 0 gives a quiet phase. Used to drive autoscaling up and down.
         """
-        if len(rates) == 0:
-            raise ValueError("rates must list at least one (duration, rate) phase")
+        phases = _phases(rates)
         gap_rng, service_rng, class_rng = _generators(seed, 3)
         arrivals: list[FloatArray] = []
         start = 0.0
-        for duration, rate in rates:
+        for duration, rate in phases:
             duration = _validate.positive("rates duration", duration)
             rate = _validate.non_negative("rates rate", rate)
             if rate > 0:
@@ -252,6 +251,17 @@ class Workload:
         return _assemble(arrival, service, priorities, class_rng, service_rng, 0.0)
 
 
+def _phases(rates: Any) -> list[tuple[Any, Any]]:
+    """``rates`` as a list of (duration, rate) pairs, or a ValueError naming it."""
+    try:
+        phases = [tuple(phase) for phase in rates]
+    except TypeError:
+        raise ValueError(f"rates must be a list of (duration, rate) pairs, got {rates!r}") from None
+    if not phases or any(len(phase) != 2 for phase in phases):
+        raise ValueError(f"rates must be a non-empty list of (duration, rate) pairs, got {rates!r}")
+    return phases
+
+
 def _assemble(
     arrival: FloatArray,
     service: dists.Distribution,
@@ -287,6 +297,17 @@ def _draw_classes(
     return np.asarray(classes, dtype=np.int64)[rng.choice(len(classes), n_tasks, p=shares)]
 
 
+def _numeric(name: str, values: Any) -> npt.NDArray[Any]:
+    array = np.ascontiguousarray(values)
+    if array.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must be an array of numbers, got dtype {array.dtype}")
+    if name in ("priority", "affinity") and array.dtype.kind == "f":
+        if not np.all(np.isfinite(array)) or np.any(array != np.round(array)):
+            raise ValueError(f"{name} must hold whole numbers")
+        array = array.astype(np.int64)
+    return array
+
+
 def _check_columns(arrays: Mapping[str, npt.NDArray[Any]]) -> None:
     arrival, service = arrays["arrival"], arrays["service"]
     if not (np.all(np.isfinite(arrival)) and np.all(arrival >= 0)):
@@ -307,6 +328,8 @@ def _check_columns(arrays: Mapping[str, npt.NDArray[Any]]) -> None:
 def _read_trace(source: str | os.PathLike[str] | pd.DataFrame) -> pd.DataFrame:
     if isinstance(source, pd.DataFrame):
         return source
+    if not isinstance(source, str | os.PathLike):
+        raise ValueError(f"trace source must be a path or a DataFrame, got {source!r}")
     path = Path(source)
     if not path.is_file():
         raise ValueError(f"trace file {str(path)!r} does not exist")

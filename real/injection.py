@@ -46,8 +46,8 @@ class Injector:
         wl = recorder.workload
         self.service = wl.service.tolist()
         self.cpu = wl.cpu_fraction.tolist()
-        # Faults that reached a worker, with the pool time they reached it.
-        self._pending: dict[int, deque[tuple[float, Fault]]] = {}
+        # Faults that reached a worker: (pool time, kind, seconds they freeze it for).
+        self._pending: dict[int, deque[tuple[float, str, float]]] = {}
         self._stop = threading.Event()
         self.thread = threading.Thread(
             target=self._inject_all, name="poolbench-injector", daemon=True
@@ -79,15 +79,19 @@ class Injector:
             now = pool.now()
             self.rec.event(now, fault.kind, worker.slot, worker.task)
             worker.fall_silent(now)
+            extension = 0.0
             if fault.kind == "crash":
                 worker.crashed = True
             else:
-                worker.silent_until = max(worker.silent_until, now + fault.duration)
-                worker.frozen_until = max(worker.frozen_until, now + fault.duration)
+                # Overlapping hangs merge: the worker is frozen until the latest one ends.
+                until = now + fault.duration
+                extension = max(0.0, until - max(worker.frozen_until, now))
+                worker.silent_until = max(worker.silent_until, until)
+                worker.frozen_until = max(worker.frozen_until, until)
             if pool._idle.get(worker.slot) is worker:
                 del pool._idle[worker.slot]
             worker.wake.notify()
-            self._pending.setdefault(id(worker), deque()).append((now, fault))
+            self._pending.setdefault(id(worker), deque()).append((now, fault.kind, extension))
             worker.interrupt.set()
 
     # -- on a worker thread ----------------------------------------------------------------
@@ -138,7 +142,7 @@ class Injector:
             pending = self._pending.pop(id(worker), deque())
             worker.interrupt.clear()
             started = worker.attempt_start
-        current = [fault for reached, fault in pending if reached >= started]
-        if any(fault.kind == "crash" for fault in current):
+        current = [(kind, frozen) for reached, kind, frozen in pending if reached >= started]
+        if any(kind == "crash" for kind, _ in current):
             raise WorkerCrash
-        return sum(fault.duration for fault in current)
+        return sum(frozen for _, frozen in current)

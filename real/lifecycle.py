@@ -119,12 +119,15 @@ class WorkerLifecycle:
         policy, slot = self.policy, worker.slot
         while True:
             if worker.crashed or worker.declared_dead:
+                self._pass_wake()
                 return _EXIT
             if worker.retiring:
                 self._retired(worker)
+                self._pass_wake()
                 return _EXIT
             now = self.now()
             if now < worker.frozen_until:
+                self._pass_wake()
                 worker.wake.wait(worker.frozen_until - now)
                 continue
             task = policy.next_task(slot, now)
@@ -140,6 +143,11 @@ class WorkerLifecycle:
             worker.wake.wait()
             if self._idle.get(slot) is worker:
                 del self._idle[slot]
+
+    def _pass_wake(self) -> None:
+        """This worker leaves or freezes, perhaps woken for a queued task: wake another."""
+        if self._idle and self.policy.queued():
+            self._idle.popitem()[1].wake.notify()
 
     def _steal(self, worker: ThreadWorker, now: float) -> bool:
         taken = self.policy.steal(worker.slot, now)
@@ -228,9 +236,10 @@ class WorkerLifecycle:
             self._recorder.workers_changed(now, -1)
         if self._idle.get(slot) is worker:
             del self._idle[slot]
-        if self._slots.get(slot) is worker:
+        orphans: list[int] = []
+        if self._slots.get(slot) is worker:  # else retired already: its queue was handed back
             del self._slots[slot]
-        orphans = self.policy.remove_worker(slot)
+            orphans = self.policy.remove_worker(slot)
         if worker.task >= 0:
             task, worker.task = worker.task, -1
             self._busy -= 1

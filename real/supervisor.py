@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -90,7 +91,14 @@ class Supervisor:
         for worker in list(pool._slots.values()):
             if worker.alive_at(tick):
                 worker.last_heartbeat = tick
-            elif tick - worker.last_heartbeat >= recovery.heartbeat_timeout - _EPSILON:
+                due = math.inf
+            elif math.isfinite(worker.silent_since):
+                # A known silence is judged by the model's rule, whether or not this
+                # thread ran the tick before or after the fault reached the worker.
+                due = recovery.detection_time(worker.silent_since, worker.serving_since)
+            else:  # a thread that died on its own: its last recorded heartbeat
+                due = worker.last_heartbeat + recovery.heartbeat_timeout
+            if tick >= due - _EPSILON:
                 pool._declare_dead(worker, "detected")
                 continue
             timeout = recovery.task_timeout
@@ -112,7 +120,12 @@ class Supervisor:
         now = pool.now()
         for slot in added:
             pool._event(now, "scale_up", slot)
-            pool._start_later(slot, pool.policy.startup_delay, "scale_up")
+            leaving = pool._slots.get(slot)
+            if leaving is not None and leaving.retiring:  # still finishing: keep it
+                leaving.retiring = False
+                pool.policy.add_worker(slot)
+            else:
+                pool._start_later(slot, pool.policy.startup_delay, "scale_up")
         for slot in retired:
             pool._event(now, "scale_down", slot)
             if pool._pending_starts.pop(slot, None) is None:

@@ -54,7 +54,7 @@ class ThreadWorker:
         so the real pool applies the model's rule exactly: a worker silent since a time
         before the tick misses that tick's heartbeat.
         """
-        if self.silent_since <= tick:
+        if self.silent_since < tick:
             return not self.crashed and tick >= self.silent_until
         if self.crashed:
             return True

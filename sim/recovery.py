@@ -70,8 +70,11 @@ class FaultHandler:
             worker.silent_since = now
             self._watch(worker)
         token = worker.silent_since
+        # Overlapping hangs merge: the worker is frozen until the latest one ends.
+        extension = max(0.0, now + fault.duration - max(worker.frozen_until, now))
+        worker.frozen_until = max(worker.frozen_until, now + fault.duration)
         self._at(now + fault.duration, lambda: self._hang_over(worker, token))
-        worker.process.interrupt(("hang", fault.duration))
+        worker.process.interrupt(("hang", extension))
 
     def _crash(self, worker: SimWorker) -> None:
         worker.crashed = True
@@ -91,7 +94,8 @@ class FaultHandler:
         self._at(detect_at, check)
 
     def _hang_over(self, worker: SimWorker, token: float) -> None:
-        if worker.silent_since == token and not worker.crashed:
+        over = self.env.now >= worker.frozen_until
+        if over and worker.silent_since == token and not worker.crashed:
             worker.silent_since = None
 
     def _at(self, time: float, action: Callable[[], None]) -> None:
@@ -189,9 +193,10 @@ class FaultHandler:
         self.rec.workers_changed(now, -1)
         if run.idle.get(slot) is worker:
             del run.idle[slot]
-        if run.slots.get(slot) is worker:
+        orphans: list[int] = []
+        if run.slots.get(slot) is worker:  # else retired already: its queue was handed back
             del run.slots[slot]
-        orphans = run.policy.remove_worker(slot)
+            orphans = run.policy.remove_worker(slot)
         if worker.task >= 0:
             task, worker.task = worker.task, -1
             run.busy -= 1

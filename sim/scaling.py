@@ -26,7 +26,12 @@ def scaler(run: _Run) -> Generator[simpy.Event, Any, None]:
         added, retired = plan_scaling(slots, desired)
         for slot in added:
             run.rec.event(env.now, "scale_up", slot)
-            faults.start_later(slot, policy.startup_delay, "scale_up")
+            leaving = run.slots.get(slot)
+            if leaving is not None and leaving.retiring:  # still finishing: keep it
+                leaving.retiring = False
+                policy.add_worker(slot)
+            else:
+                faults.start_later(slot, policy.startup_delay, "scale_up")
         for slot in retired:
             run.rec.event(env.now, "scale_down", slot)
             if faults.pending_starts.pop(slot, None) is None:

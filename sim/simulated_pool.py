@@ -85,6 +85,8 @@ class _Run:
         self.busy = 0
         self.unfinished = len(workload)
         self.all_done = self.env.event()
+        if not self.unfinished:
+            self.all_done.succeed()
         self.thread_start = config.overhead.thread_start
         self.dispatch = config.overhead.dispatch
         self.faults = FaultHandler(self, config.faults, config.workers)
@@ -170,6 +172,7 @@ class _Run:
         except Crashed:
             if self.idle.get(worker.slot) is worker:
                 del self.idle[worker.slot]
+            self.pass_wake()
 
     def _serve(self, worker: SimWorker) -> SimEvents:
         # The hot loop of the model: locals instead of attribute lookups, one read of
@@ -199,6 +202,8 @@ class _Run:
                 except simpy.Interrupt as interrupt:
                     if idle.get(slot) is worker:
                         del idle[slot]
+                    else:  # it was woken for a task it cannot take now: pass that on
+                        self.pass_wake()
                     yield from faults.resume(worker, interrupt, 0.0)
                 continue
             worker.task = task
@@ -277,6 +282,12 @@ class _Run:
         if self.slots.get(worker.slot) is worker:
             del self.slots[worker.slot]
         self.rec.workers_changed(self.env.now, -1)
+        self.pass_wake()
+
+    def pass_wake(self) -> None:
+        """A worker leaves or freezes, perhaps woken for a queued task: wake another."""
+        if self.idle and self.policy.queued():
+            self.idle.popitem()[1].wake.succeed()
 
 
 def run(

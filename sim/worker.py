@@ -27,6 +27,7 @@ class SimWorker:
     process: Any = None
     wake: Any = None
     silent_since: float | None = None
+    frozen_until: float = float("-inf")
     crashed: bool = False
     declared_dead: bool = False
     retiring: bool = False
