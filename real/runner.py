@@ -9,6 +9,7 @@ the same schema as ``sim.run``'s.
 from __future__ import annotations
 
 import concurrent.futures
+import threading
 import time
 from typing import Any
 
@@ -69,8 +70,9 @@ def run(
     injector = Injector(pool, recorder, schedule, failures, frozenset(faults.poison_tasks))
     try:
         injector.start()
-        futures = _replay(pool, injector, workload)
-        concurrent.futures.wait(futures, timeout=timeout)
+        resolved = _Countdown(len(workload))
+        _replay(pool, injector, workload, resolved)
+        resolved.done.wait(timeout)
     finally:
         injector.stop()
         pool.shutdown(wait=True, cancel_pending=True)
@@ -84,10 +86,26 @@ def run(
     return recorder.result("real", meta)
 
 
+class _Countdown:
+    """Counts futures as they resolve, so a replay keeps none of them alive."""
+
+    def __init__(self, count: int) -> None:
+        self.remaining = count
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        if not count:
+            self.done.set()
+
+    def __call__(self, _future: concurrent.futures.Future[Any]) -> None:
+        with self.lock:
+            self.remaining -= 1
+            if not self.remaining:
+                self.done.set()
+
+
 def _replay(
-    pool: ThreadedPool, injector: Injector, workload: Workload
-) -> list[concurrent.futures.Future[Any]]:
-    futures = []
+    pool: ThreadedPool, injector: Injector, workload: Workload, resolved: _Countdown
+) -> None:
     arrival, priority = workload.arrival.tolist(), workload.priority.tolist()
     affinity = workload.affinity.tolist()
     perform = injector.perform
@@ -99,5 +117,4 @@ def _replay(
         future = pool.submit(
             perform, task, priority=priority[task], affinity=None if slot < 0 else slot
         )
-        futures.append(future)
-    return futures
+        future.add_done_callback(resolved)

@@ -58,8 +58,8 @@ class FaultHandler:
 
     def _inject(self, fault: Fault) -> None:
         worker = self.run.slots.get(fault.worker)
-        if worker is None or worker.crashed or worker.declared_dead:
-            return
+        if worker is None or worker.crashed or worker.declared_dead or not self.run.unfinished:
+            return  # the real pool, too, stops injecting once every task has ended
         now = self.env.now
         self.rec.event(now, fault.kind, worker.slot, worker.task)
         if fault.kind == "crash":
@@ -212,7 +212,7 @@ class FaultHandler:
         self.pending_starts[slot] = token
 
         def begin() -> None:
-            if self.pending_starts.get(slot) is not token:
+            if self.pending_starts.get(slot) is not token or not self.run.unfinished:
                 return
             del self.pending_starts[slot]
             self.run.start_worker(slot)
