@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor, Future
+from concurrent.futures import CancelledError, Executor, Future
 from typing import Any
 
 from pool import _validate
@@ -124,8 +124,12 @@ class ThreadedPool(WorkerLifecycle, Executor):
             task = self._next_id
             self._next_id += 1
             self._items[task] = item
+            try:
+                self._enqueue(task)
+            except BaseException:  # e.g. Ctrl-C inside the policy: the task never was
+                del self._items[task]
+                raise
             self._unresolved += 1
-            self._enqueue(task)
         return item.future
 
     def _wait_for_space(self) -> None:
@@ -154,7 +158,8 @@ class ThreadedPool(WorkerLifecycle, Executor):
                     cancelled = self._drain_queue()
                 self._wake_everyone()
         for future in cancelled:
-            future.cancel()
+            if not future.cancel():  # a retry waiting in the queue: its future is running
+                future.set_exception(CancelledError("cancelled at shutdown before its retry"))
         if wait:
             self.supervisor.thread.join()
             with self._lock:
@@ -195,11 +200,10 @@ class ThreadedPool(WorkerLifecycle, Executor):
             while (task := self.policy.next_task(slot, now)) is not None:
                 drained.append(self._items[task].future)
                 self._resolve(task)
-        # Queued where no serving worker can reach them (all workers dead or restarting):
-        # cancel their futures; whoever dequeues one later skips it.
-        drained += [item.future for item in self._items.values() if item.attempts == 0]
         self._counts["cancelled"] += len(drained)
-        return drained
+        # Queued where no serving worker can reach them (all workers dead or restarting):
+        # cancel their futures; whoever dequeues one later skips it and counts it then.
+        return drained + [item.future for item in self._items.values() if item.attempts == 0]
 
     def _resolve(self, task: int) -> None:
         del self._items[task]
