@@ -8,6 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from experiments import storage
 from pool.results import RunResult
@@ -41,6 +42,8 @@ def parity(
         if metric != "throughput":
             ax.set_xscale("log")
             ax.set_yscale("log")
+            for axis in (ax.xaxis, ax.yaxis):  # minor labels on a log axis overlap
+                axis.set_minor_formatter(NullFormatter())
     np.atleast_1d(axes)[0].legend(title=hue, fontsize=8)
     figure.suptitle(title)
     return save(figure, path)
