@@ -1,6 +1,10 @@
 """Command line: ``python -m experiments list | run NAME [...] | report DIR``.
 
-Bad input gives one line on stderr and exit code 2, before anything is written.
+Bad input gives one line on stderr and exit code 2, before anything is written. ``run``
+runs the cells serially, in ``--jobs J`` local processes (simulation cells only), or on
+Dask with ``--dask local`` (a ``LocalCluster``; ``--jobs`` then sets its workers) or
+``--dask tcp://HOST:8786`` (an existing cluster); Dask is the optional extra
+``pip install 'poolbench[dask]'``. Every backend gives the same results.
 """
 
 from __future__ import annotations
@@ -9,9 +13,11 @@ import argparse
 import json
 import os
 import sys
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 from experiments import registry
+from experiments.framework import Experiment
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,7 +40,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", default="0", help="base seed, an integer >= 0")
     run.add_argument("--reps", default=None, help="replications per cell (>= 1)")
     run.add_argument("--out", default="results", help="output folder (default: results)")
-    run.add_argument("--jobs", default="1", help="processes for simulation cells (>= 1)")
+    run.add_argument(
+        "--jobs",
+        default=None,
+        help="processes for simulation cells (>= 1, default 1); with --dask local, its workers",
+    )
+    run.add_argument(
+        "--dask",
+        default=None,
+        metavar="ADDRESS",
+        help="run the cells on Dask: 'local' (a LocalCluster) or a scheduler, tcp://HOST:8786",
+    )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     report = commands.add_parser("report", help="redraw charts from a result folder")
     report.add_argument("folder")
@@ -75,19 +91,57 @@ def main(argv: list[str] | None = None) -> int:
         _fail(str(error))
     seed = _integer("seed", args.seed, 0)
     reps = _integer("reps", args.reps, 1) if args.reps is not None else (1 if args.quick else 3)
-    jobs = _integer("jobs", args.jobs, 1)
+    jobs = _integer("jobs", args.jobs, 1) if args.jobs is not None else 1
     out = _writable(Path(args.out))
+    if args.dask is not None:
+        _dask_arguments(args.dask, args.jobs)
     from experiments.framework import run_experiment
 
     try:
-        folder = run_experiment(
-            experiment, out, args.quick, seed, reps, jobs, progress=not args.no_progress
-        )
+        with _dask(args.dask, jobs if args.jobs is not None else None, experiment):
+            folder = run_experiment(
+                experiment, out, args.quick, seed, reps, jobs, progress=not args.no_progress
+            )
     except KeyboardInterrupt:
         print("interrupted: finished cells are kept; rerun to resume", file=sys.stderr)
         return 130
     print(f"results and charts in {folder}/")
     return 0
+
+
+def _dask_arguments(address: str, jobs: str | None) -> None:
+    from experiments.execution import check_dask_address
+
+    try:
+        check_dask_address(address)
+    except ValueError as error:
+        _fail(str(error))
+    if jobs is not None and address != "local":
+        _fail(
+            "--jobs sets local processes; with --dask ADDRESS the cluster's workers run the cells"
+        )
+
+
+def _dask(
+    address: str | None, workers: int | None, experiment: Experiment
+) -> AbstractContextManager[object]:
+    """The Dask backend for ``--dask`` (connected now, so a bad address exits 2 before
+    anything is written), or no backend."""
+    if address is None:
+        return nullcontext()
+    from experiments.execution import connect_dask
+
+    try:
+        backend = connect_dask(address, workers)
+    except ValueError as error:
+        _fail(str(error))
+    if experiment.needs_real and not backend.exclusive_workers():
+        backend.close()
+        _fail(
+            f"no worker of the Dask cluster at {address} offers the resource exclusive=1, "
+            f"which {experiment.name} needs: start workers with --resources exclusive=1"
+        )
+    return backend
 
 
 def _report(folder: Path) -> int:

@@ -83,7 +83,8 @@ def tidy(cell: Cell, context: Context, rows: Sequence[Row]) -> pd.DataFrame:
 
 def summarize(results: pd.DataFrame) -> pd.DataFrame:
     """Predicted against measured per cell and metric (means over replications)."""
-    keys = [c for c in results.columns if c not in ("backend", "value", "seed", "replication")]
+    ignored = ("backend", "value", "seed", "replication", "host")
+    keys = [c for c in results.columns if c not in ignored]
     means = results.groupby([*keys, "backend"], dropna=False, sort=False)["value"].mean()
     table = means.unstack("backend").reset_index()
     if "sim" in table and "real" in table:
