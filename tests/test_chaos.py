@@ -19,8 +19,6 @@ larger (the chance spread alone is about 3 retries, one sigma, at this size).
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
@@ -117,16 +115,8 @@ WORKLOAD = make_workload()
 
 
 @pytest.fixture(autouse=True)
-def no_thread_left() -> Iterator[None]:
-    """Every test leaves the threads it found and no other (after a short grace)."""
-    before = set(threading.enumerate())
-    yield
-    deadline = time.monotonic() + 5.0
-    for thread in threading.enumerate():
-        if thread not in before:
-            thread.join(max(0.0, deadline - time.monotonic()))
-    left = [t.name for t in threading.enumerate() if t not in before and t.is_alive()]
-    assert not left, f"threads left behind: {left}"
+def _threads_checked(no_thread_left: None) -> None:
+    """Every test here is checked for threads left behind (see conftest.py)."""
 
 
 def count(result: RunResult, kind: str) -> int:

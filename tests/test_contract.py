@@ -9,9 +9,7 @@ of seconds with services of 5-20 ms.
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -73,16 +71,8 @@ REAL_SLACK = 1.0
 
 
 @pytest.fixture(autouse=True)
-def no_thread_left() -> Iterator[None]:
-    """Every test must leave the threads it found, and no other (after a short grace)."""
-    before = set(threading.enumerate())
-    yield
-    deadline = time.monotonic() + 5.0
-    for thread in threading.enumerate():
-        if thread not in before:
-            thread.join(max(0.0, deadline - time.monotonic()))
-    left = [t.name for t in threading.enumerate() if t not in before and t.is_alive()]
-    assert not left, f"threads left behind: {left}"
+def _threads_checked(no_thread_left: None) -> None:
+    """Every test here is checked for threads left behind (see conftest.py)."""
 
 
 def _real_run(workload: Workload, policy: Any, workers: int, **kw: Any) -> pool.RunResult:

@@ -13,8 +13,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,16 +36,8 @@ FAST = Recovery(
 
 
 @pytest.fixture(autouse=True)
-def no_thread_left() -> Iterator[None]:
-    """Every test must leave the threads it found, and no other (after a short grace)."""
-    before = set(threading.enumerate())
-    yield
-    deadline = time.monotonic() + 5.0
-    for thread in threading.enumerate():
-        if thread not in before:
-            thread.join(max(0.0, deadline - time.monotonic()))
-    left = [t.name for t in threading.enumerate() if t not in before and t.is_alive()]
-    assert not left, f"threads left behind: {left}"
+def _threads_checked(no_thread_left: None) -> None:
+    """Every test here is checked for threads left behind (see conftest.py)."""
 
 
 def run(workload: Workload, policy: Any = "fifo", workers: int = 4, **kw: Any) -> pool.RunResult:

@@ -39,31 +39,8 @@ SOON = 10.0
 
 
 @pytest.fixture(autouse=True)
-def no_thread_left() -> Iterator[None]:
-    """Every test must leave the threads it found, and no other (after a short grace)."""
-    before = set(threading.enumerate())
-    yield
-    deadline = time.monotonic() + 5.0
-    for thread in threading.enumerate():
-        if thread not in before:
-            thread.join(max(0.0, deadline - time.monotonic()))
-    left = [t.name for t in threading.enumerate() if t not in before and t.is_alive()]
-    assert not left, f"threads left behind: {left}"
-
-
-@pytest.fixture
-def gates() -> Iterator[Callable[[], threading.Event]]:
-    """Make gates (events) that are all opened at teardown, so no task blocks forever."""
-    made: list[threading.Event] = []
-
-    def make() -> threading.Event:
-        gate = threading.Event()
-        made.append(gate)
-        return gate
-
-    yield make
-    for gate in made:
-        gate.set()
+def _threads_checked(no_thread_left: None) -> None:
+    """Every test here is checked for threads left behind (see conftest.py)."""
 
 
 @pytest.fixture

@@ -419,16 +419,8 @@ def _has_result(future: Future[Any] | None) -> bool:
 
 
 @pytest.fixture(autouse=True)
-def no_thread_left() -> Iterator[None]:
-    """Every test must leave the threads it found, and no other (after a short grace)."""
-    before = set(threading.enumerate())
-    yield
-    deadline = time.monotonic() + 5.0
-    for thread in threading.enumerate():
-        if thread not in before:
-            thread.join(max(0.0, deadline - time.monotonic()))
-    left = [t.name for t in threading.enumerate() if t not in before and t.is_alive()]
-    assert not left, f"threads left behind: {left}"
+def _threads_checked(no_thread_left: None) -> None:
+    """Every test here is checked for threads left behind (see conftest.py)."""
 
 
 @pytest.fixture
