@@ -39,22 +39,25 @@ import json
 import math
 import os
 import platform
-import subprocess
 import sys
 import threading
 import time
 import tracemalloc
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 import real
 import sim
+from benchmarks._common import OneLineParser as _Parser
+from benchmarks._common import cpu_model as _cpu_model
+from benchmarks._common import git as _git
+from benchmarks._common import int_at_least as _int_at_least
 from pool import (
     FIFO,
     POLICY_NAMES,
@@ -442,26 +445,6 @@ def _random_worker_faults(result: RunResult, poison: Sequence[int]) -> int:
 # -- machine and report ---------------------------------------------------------------------
 
 
-def _git(*args: str) -> str | None:
-    try:
-        done = subprocess.run(
-            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=True, timeout=10
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip()
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def machine() -> Json:
     """Where and with what the figures were measured."""
     affinity = getattr(os, "sched_getaffinity", None)
@@ -568,26 +551,6 @@ def verdicts(runs: list[Json], agreements: dict[str, Json]) -> Json:
 
 
 # -- command line ---------------------------------------------------------------------------
-
-
-class _Parser(argparse.ArgumentParser):
-    """Bad arguments give one line and exit code 2, not the usage block."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def _int_at_least(low: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
-        return value
-
-    return parse
 
 
 def _positive_float(text: str) -> float:

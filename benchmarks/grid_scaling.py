@@ -38,12 +38,14 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
+from benchmarks._common import OneLineParser as _Parser
+from benchmarks._common import int_at_least as _int_at_least
 from experiments import execution, storage, theory
 from experiments.framework import Cell, Context, cell_seed
 
@@ -234,26 +236,6 @@ def print_report(report: Json) -> None:
 
 
 # -- command line --------------------------------------------------------------------------
-
-
-class _Parser(argparse.ArgumentParser):
-    """Bad arguments give one line and exit code 2, not the usage block."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def _int_at_least(low: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
-        return value
-
-    return parse
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

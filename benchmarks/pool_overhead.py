@@ -40,19 +40,22 @@ import os
 import platform
 import resource
 import statistics
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
 
 import real
+from benchmarks._common import OneLineParser as _Parser
+from benchmarks._common import cpu_model as _cpu_model
+from benchmarks._common import git as _git
+from benchmarks._common import int_at_least as _int_at_least
 
 PROG = "python -m benchmarks.pool_overhead"
 ROOT = Path(__file__).resolve().parent.parent
@@ -292,26 +295,6 @@ def summarise_latency(samples: dict[str, list[list[float]]]) -> Json:
 # -- machine and report --------------------------------------------------------------------
 
 
-def _git(*args: str) -> str | None:
-    try:
-        done = subprocess.run(
-            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=True, timeout=10
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip()
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def _load_average() -> list[float] | None:
     return list(os.getloadavg()) if hasattr(os, "getloadavg") else None
 
@@ -395,26 +378,6 @@ def print_report(report: Json) -> None:
 
 
 # -- command line --------------------------------------------------------------------------
-
-
-class _Parser(argparse.ArgumentParser):
-    """Bad arguments give one line and exit code 2, not the usage block."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def _int_at_least(low: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
-        return value
-
-    return parse
 
 
 def _milliseconds(text: str) -> float:

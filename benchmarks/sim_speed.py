@@ -44,12 +44,16 @@ from datetime import datetime, timezone
 from functools import partial
 from importlib import metadata
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
 import simpy
 
 import sim
+from benchmarks._common import OneLineParser as _Parser
+from benchmarks._common import cpu_model as _cpu_model
+from benchmarks._common import git as _git
+from benchmarks._common import int_at_least as _int_at_least
 from pool import Workload, dists
 
 PROG = "python -m benchmarks.sim_speed"
@@ -293,26 +297,6 @@ def measure_memory(n_tasks: int, seed: int) -> Json:
 # -- machine and report --------------------------------------------------------------------
 
 
-def _git(*args: str) -> str | None:
-    try:
-        done = subprocess.run(
-            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=True, timeout=10
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip()
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def machine() -> Json:
     """Where and with what the figures were measured."""
     affinity = getattr(os, "sched_getaffinity", None)
@@ -394,26 +378,6 @@ def print_report(report: Json) -> None:
 
 
 # -- command line --------------------------------------------------------------------------
-
-
-class _Parser(argparse.ArgumentParser):
-    """Bad arguments give one line and exit code 2, not the usage block."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def _int_at_least(low: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
-        return value
-
-    return parse
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
