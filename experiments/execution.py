@@ -12,8 +12,9 @@ in ``results.parquet``.
 * Dask: inside ``with connect_dask(ADDRESS):`` (the CLI's ``--dask``) cells are
   submitted to a Dask cluster, ``local`` (a ``LocalCluster`` started here) or the
   scheduler at ``ADDRESS``. Needs the optional extra: ``pip install 'poolbench[dask]'``.
-  Every task returns its cell's rows and *this* process writes the cell's file, so
-  workers need no shared filesystem. They do need the same poolbench code installed: a
+  Every task returns its cell's Parquet file, encoded on the worker, and *this* process
+  writes it, so workers need no shared filesystem (and the client, which shares its
+  machine with the scheduler, only copies bytes). They do need the same poolbench code installed: a
   worker whose sources hash differently is reported once (see :data:`CODE_MISMATCH`).
   A failed cell is reported on one line and resubmitted, at most :data:`RETRIES` times,
   then the run stops with the cell named. A worker lost mid-grid loses no cell: Dask
@@ -54,6 +55,29 @@ EXCLUSIVE = {"exclusive": 1}
 """The Dask worker resource a cell that measures the real pool asks for."""
 INSTALL_DASK = "pip install 'poolbench[dask]' (or: pip install 'dask[distributed]')"
 CODE_MISMATCH = "hashes poolbench's sources differently"
+LOCAL_CLUSTER_CONFIG: dict[str, Any] = {
+    # The statistical profiler samples the task thread every 10 ms: about 10% of the time
+    # of a pure-Python simulation.
+    "distributed.worker.profile.enabled": False,
+    # Monitors that feed the dashboard and log warnings. At their defaults (0.5 s, 20 ms,
+    # 0.1 s) an idle 2-worker cluster costs 0.14 of a core: measured 0.67 s of CPU in the
+    # client process (scheduler, nannies) and 0.36 s in each worker over 10 s; at these
+    # values 0.12 s and 0.05 s.
+    "distributed.admin.system-monitor.interval": "5s",
+    "distributed.admin.tick.interval": "1s",
+    "distributed.worker.memory.monitor-interval": "1s",
+    # Dask starts workers with MALLOC_TRIM_THRESHOLD_=65536, so glibc hands freed memory
+    # back at once and the next cell faults it in again (2-3x the system time of a
+    # simulation cell). A cell is short-lived: use glibc's default, as serial runs do.
+    "distributed.nanny.pre-spawn-environ": {
+        "OMP_NUM_THREADS": 1,
+        "MKL_NUM_THREADS": 1,
+        "OPENBLAS_NUM_THREADS": 1,
+    },
+}
+"""Dask settings for the ``LocalCluster`` of ``connect_dask("local")``: on a machine of
+a few cores, the cluster's own monitors compete with the workers. A remote cluster keeps
+its own settings (the same names, as ``DASK_DISTRIBUTED__...`` environment variables)."""
 _ADDRESS = re.compile(
     r"(?P<scheme>tcp|tls|ws|wss)://(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(?::(?P<port>\d+))?"
 )
@@ -181,10 +205,7 @@ def connect_dask(address: str, workers: int | None = None) -> DaskBackend:
     if address == "local":
         import dask
 
-        # The workers' statistical profiler samples the task thread every 10 ms; for
-        # pure-Python simulation that costs about 10% of the time. (A remote cluster
-        # keeps its own settings: DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False.)
-        with dask.config.set({"distributed.worker.profile.enabled": False}):
+        with dask.config.set(LOCAL_CLUSTER_CONFIG):
             cluster = distributed.LocalCluster(
                 n_workers=workers,
                 threads_per_worker=1,
@@ -294,7 +315,7 @@ class DaskBackend:
             for future, outcome in finished:
                 cell, context, path, failures = pending.pop(future)
                 if future.status == "finished":
-                    worker_version, host, frame = outcome
+                    worker_version, host, parquet = outcome
                     future.release()
                     if worker_version != version and host not in mismatched:
                         mismatched.add(host)
@@ -304,7 +325,7 @@ class DaskBackend:
                             "if every worker has this checkout",
                             file=sys.stderr,
                         )
-                    storage.write_parquet(frame, path)
+                    storage.write_bytes(parquet, path)
                     bar.update()
                     continue
                 error = _failure(future, outcome)
@@ -327,18 +348,21 @@ class DaskBackend:
                 self.client.cancel(list(pending))
 
 
-def _dask_cell(name: str, cell: Cell, context: Context) -> tuple[str, str, pd.DataFrame]:
+def _dask_cell(name: str, cell: Cell, context: Context) -> tuple[str, str, bytes]:
     """The task run on a Dask worker: this worker's code version, its host and the cell's
-    rows. A cell that measures the real pool holds its host's lock while it runs."""
+    rows as a Parquet file (bytes travel and are sized without the cost of pickling a
+    DataFrame). A cell that measures the real pool holds its host's lock while it runs."""
     from experiments.registry import get
 
     host = socket.gethostname()
     if not get(name).needs_real:
-        return _worker_version(), host, _cell_frame(name, cell, context)
-    from distributed import Lock
+        frame = _cell_frame(name, cell, context)
+    else:
+        from distributed import Lock
 
-    with Lock(f"poolbench-real-measurement-{host}"):
-        return _worker_version(), host, _cell_frame(name, cell, context)
+        with Lock(f"poolbench-real-measurement-{host}"):
+            frame = _cell_frame(name, cell, context)
+    return _worker_version(), host, storage.parquet_bytes(frame)
 
 
 def _prepare_worker() -> str:

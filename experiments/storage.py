@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import platform
@@ -39,9 +40,22 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         raise
 
 
+def parquet_bytes(frame: pd.DataFrame) -> bytes:
+    """``frame`` encoded as a Parquet file, without its index."""
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
 def write_parquet(frame: pd.DataFrame, path: Path) -> None:
     """Write ``frame`` to ``path`` as Parquet, atomically."""
-    atomic_write(path, lambda target: frame.to_parquet(target, index=False))
+    write_bytes(parquet_bytes(frame), path)
+
+
+def write_bytes(data: bytes, path: Path) -> None:
+    """Write ``data`` to ``path``, atomically (for a file encoded elsewhere, e.g. a cell's
+    Parquet file encoded by a Dask worker)."""
+    atomic_write(path, lambda target: _write_bytes(target, data))
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
@@ -57,6 +71,10 @@ def write_json(data: dict[str, Any], path: Path) -> None:
 
 def _write_text(path: Path, text: str) -> None:
     path.write_text(text)
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    path.write_bytes(data)
 
 
 def code_version() -> str:
