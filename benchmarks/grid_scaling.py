@@ -46,7 +46,7 @@ from typing import Any
 
 from benchmarks._common import OneLineParser as _Parser
 from benchmarks._common import int_at_least as _int_at_least
-from experiments import execution, storage, theory
+from experiments import dask_backend, execution, storage, theory
 from experiments.framework import Cell, Context, cell_seed
 
 PROG = "python -m benchmarks.grid_scaling"
@@ -83,7 +83,7 @@ def run_grid(
         execution.run_cells(experiment, folder, tasks, version, jobs, progress=False)
         return {"grid_s": time.perf_counter() - began, "cpu_s": _cpu_seconds() - cpu}
     began = time.perf_counter()
-    backend = execution.connect_dask("local", workers)
+    backend = dask_backend.connect_dask("local", workers)
     started = time.perf_counter()
     with backend:
         execution.run_cells(experiment, folder, tasks, version, 1, progress=False)
@@ -286,7 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         import distributed  # noqa: F401
     except ImportError:
-        print(f"{PROG}: error: needs Dask: {execution.INSTALL_DASK}", file=sys.stderr)
+        print(f"{PROG}: error: needs Dask: {dask_backend.INSTALL_DASK}", file=sys.stderr)
         return 2
     info = machine()
     cells = grid(args.tasks)

@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dask_arguments(address: str, jobs: str | None) -> None:
-    from experiments.execution import check_dask_address
+    from experiments.dask_backend import check_dask_address
 
     try:
         check_dask_address(address)
@@ -129,7 +129,7 @@ def _dask(
     anything is written), or no backend."""
     if address is None:
         return nullcontext()
-    from experiments.execution import connect_dask
+    from experiments.dask_backend import connect_dask
 
     try:
         backend = connect_dask(address, workers)

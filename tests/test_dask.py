@@ -26,7 +26,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from experiments import execution, framework, storage
+from experiments import dask_backend, dask_grid, execution, framework, storage
 from experiments.framework import Cell, Context, Experiment, Row
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,7 +88,7 @@ def _local_cluster(**options: Any) -> Any:
         "dashboard_address": ":0",  # any free port: None still binds 8787 for /health
         "silence_logs": QUIET,
         "processes": True,
-        "resources": execution.EXCLUSIVE,
+        "resources": dask_grid.EXCLUSIVE,
     }
     return distributed.LocalCluster(**(settings | options))
 
@@ -124,10 +124,10 @@ def test_serial_jobs_and_dask_give_identical_results(
     experiment = _theory(SMALL)
     assert len(_cells(serial_small)) == len(SMALL) * 2
     _assert_same_results(_run(experiment, tmp_path / "jobs", jobs=2), serial_small)
-    with execution.connect_dask(cluster.scheduler_address):
+    with dask_backend.connect_dask(cluster.scheduler_address):
         on_cluster = _run(experiment, tmp_path / "cluster")
     _assert_same_results(on_cluster, serial_small)
-    with execution.connect_dask("local", workers=2) as backend:
+    with dask_backend.connect_dask("local", workers=2) as backend:
         assert len(backend.client.scheduler_info()["workers"]) == 2
         assert len(backend.exclusive_workers()) == 2
         embedded = _run(experiment, tmp_path / "local")
@@ -140,7 +140,7 @@ def test_adding_cells_changes_no_existing_seed(
     serial_small: Path, cluster: Any, tmp_path: Path
 ) -> None:
     bigger = [*SMALL, *_grid(("mg1",), (0.5, 0.8), tasks=3_000, runs=2)]
-    with execution.connect_dask(cluster.scheduler_address):
+    with dask_backend.connect_dask(cluster.scheduler_address):
         folder = _run(_theory(bigger), tmp_path)
     results = pd.read_parquet(folder / "results.parquet")
     before = pd.read_parquet(serial_small / "results.parquet")
@@ -158,7 +158,7 @@ def test_a_resumed_dask_run_skips_saved_cells(
     for path in saved[: len(saved) // 2]:
         (folder / "cells" / path.name).write_bytes(path.read_bytes())
     kept = {p.name: p.stat().st_mtime_ns for p in (folder / "cells").iterdir()}
-    with execution.connect_dask(cluster.scheduler_address):
+    with dask_backend.connect_dask(cluster.scheduler_address):
         _run(_theory(SMALL), tmp_path)
     assert {
         p.name: p.stat().st_mtime_ns for p in (folder / "cells").iterdir() if p.name in kept
@@ -197,7 +197,7 @@ def test_killing_a_worker_mid_grid_loses_no_cell(tmp_path: Path) -> None:
             target=kill_a_busy_worker,
             args=(local.scheduler_address, folder / experiment.name / "cells"),
         )
-        with execution.connect_dask(local.scheduler_address):
+        with dask_backend.connect_dask(local.scheduler_address):
             killer.start()
             result = _run(experiment, folder, reps=1)
         killer.join()
@@ -255,19 +255,51 @@ def test_a_failed_cell_is_reported_and_retried(
     from experiments import theory
 
     cells = _grid(("mm1", "md1"), (0.5,), tasks=2_000, runs=1)
-    flaky = Flaky(theory.run_cell, {"md1": execution.RETRIES})
+    flaky = Flaky(theory.run_cell, {"md1": dask_grid.RETRIES})
     _patch_run_cell(monkeypatch, "theory", run_cell=flaky)
-    with execution.connect_dask(threads_cluster.scheduler_address):
+    with dask_backend.connect_dask(threads_cluster.scheduler_address):
         folder = _run(_theory(cells), tmp_path, reps=1)
     reports = [line for line in capsys.readouterr().err.splitlines() if "failed" in line]
-    assert len(reports) == execution.RETRIES, reports
+    assert len(reports) == dask_grid.RETRIES, reports
     for number, line in enumerate(reports, start=1):
         assert framework.cell_key(cells[1]) in line and '"queue": "md1"' in line, line
         assert f"injected failure {number}" in line
-        assert f"retry {number} of {execution.RETRIES}" in line
-    assert flaky.calls == {"mm1": 1, "md1": execution.RETRIES + 1}
+        assert f"retry {number} of {dask_grid.RETRIES}" in line
+    assert flaky.calls == {"mm1": 1, "md1": dask_grid.RETRIES + 1}
     results = pd.read_parquet(folder / "results.parquet")
     assert list(results["queue"].unique()) == ["mm1", "md1"]
+
+
+@pytest.mark.timeout(60)
+def test_a_failed_cell_in_a_group_costs_its_group_mates_nothing(
+    threads_cluster: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    from experiments import batching, theory
+
+    cells = _grid(("mm1", "md1"), (0.3, 0.4, 0.5, 0.6, 0.7, 0.8), tasks=2_000, runs=1)
+    reference = _run(_theory(cells), tmp_path / "serial", reps=1)
+    flaky = Flaky(theory.run_cell, {"md1": 1})
+    _patch_run_cell(monkeypatch, "theory", run_cell=flaky)
+    groups: list[int] = []
+    take = batching.Batches.take
+
+    def recording_take(self: batching.Batches, slots: int) -> list[batching.PendingCell]:
+        group = take(self, slots)
+        groups.append(len(group))
+        return group
+
+    monkeypatch.setattr(batching.Batches, "take", recording_take)
+    with dask_backend.connect_dask(threads_cluster.scheduler_address):
+        folder = _run(_theory(cells), tmp_path / "cluster", reps=1)
+    assert max(groups) > 1, groups
+    assert sum(groups) == len(cells) + 1  # every cell once, the failed one again
+    assert flaky.calls == {"mm1": 6, "md1": 7}
+    reports = [line for line in capsys.readouterr().err.splitlines() if "failed" in line]
+    assert len(reports) == 1 and "retry 1 of" in reports[0], reports
+    _assert_same_results(folder, reference)
 
 
 @pytest.mark.timeout(60)
@@ -283,15 +315,15 @@ def test_a_cell_that_keeps_failing_stops_the_run_and_is_named(
     flaky = Flaky(theory.run_cell, {"md1": 1_000})
     _patch_run_cell(monkeypatch, "theory", run_cell=flaky)
     with (
-        execution.connect_dask(threads_cluster.scheduler_address),
+        dask_backend.connect_dask(threads_cluster.scheduler_address),
         pytest.raises(RuntimeError) as raised,
     ):
         _run(_theory(cells), tmp_path, reps=1)
     message = str(raised.value)
     assert framework.cell_key(cells[1]) in message and '"queue": "md1"' in message
-    assert f"failed {execution.RETRIES + 1} times" in message
+    assert f"failed {dask_grid.RETRIES + 1} times" in message
     assert "injected failure 3" in message
-    assert flaky.calls["md1"] == execution.RETRIES + 1
+    assert flaky.calls["md1"] == dask_grid.RETRIES + 1
     assert len([line for line in capsys.readouterr().err.splitlines() if "retry" in line]) == 2
     assert not (tmp_path / "theory" / "results.parquet").exists()
     assert not list(tmp_path.rglob("*.tmp"))
@@ -332,7 +364,7 @@ def test_real_cells_run_alone_per_host_and_record_it(
     assert len(threads_cluster.workers) == 2
     version = "v"
     tasks = [(cell, Context(framework.cell_seed(SEED, cell, 0), 0, True)) for cell in cells]
-    with execution.connect_dask(threads_cluster.scheduler_address) as backend:
+    with dask_backend.connect_dask(threads_cluster.scheduler_address) as backend:
         assert len(backend.exclusive_workers()) == 2
         paths = execution.run_cells(real, tmp_path / "dask", tasks, version, 1, False)
     spans = sorted(measuring.spans)
@@ -358,7 +390,7 @@ def test_real_cells_need_a_worker_with_the_exclusive_resource(
     tasks = [(cell, Context(1, 0, True))]
     with (
         _local_cluster(processes=False, protocol="tcp://", resources=None) as plain,
-        execution.connect_dask(plain.scheduler_address) as backend,
+        dask_backend.connect_dask(plain.scheduler_address) as backend,
     ):
         assert backend.exclusive_workers() == []
         with pytest.raises(RuntimeError, match="exclusive=1"):

@@ -1,0 +1,209 @@
+"""How a grid of cells runs on a Dask cluster: the tasks, what they return, retries.
+
+Cells go out in groups of about a second (:mod:`experiments.batching`), a few tasks per
+worker thread at a time, in grid order; each cell keeps its own seed, so the results are
+those of a serial run, byte for byte. A task returns each cell's Parquet file, encoded on
+the worker, or the error the cell raised; the client writes the files (workers need no
+shared filesystem). A failed cell is reported on one line and run again, alone, at most
+:data:`RETRIES` times; then the run stops with the cell named. A lost worker loses no
+cell: Dask reruns its tasks elsewhere, and only results that arrived are written. A cell
+that measures the real pool runs alone in its task, on a worker offering
+:data:`EXCLUSIVE`, holding a cluster-wide lock named after its host.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import pickle
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tqdm import tqdm
+
+from experiments import storage
+from experiments.batching import Batches, PendingCell
+from experiments.execution import cell_frame
+from experiments.framework import Cell, Context, Experiment, cell_key
+
+if TYPE_CHECKING:
+    from experiments.dask_backend import DaskBackend
+
+RETRIES = 2
+"""How many times a failed cell is run again on a Dask cluster before the run stops."""
+EXCLUSIVE = {"exclusive": 1}
+"""The Dask worker resource a cell that measures the real pool asks for."""
+TASKS_PER_SLOT = 2
+"""Tasks kept on the cluster per worker thread: one running and one ready to start."""
+CODE_MISMATCH = "hashes poolbench's sources differently"
+Outcome = tuple[float, bytes | BaseException]
+"""What a worker returns for one cell: its seconds, and its Parquet file or its error."""
+
+
+def run_grid(
+    backend: DaskBackend,
+    experiment: Experiment,
+    todo: list[tuple[tuple[Cell, Context], Path]],
+    version: str,
+    bar: tqdm[Any],
+) -> None:
+    """Run the cells in groups, write each cell's file as its group completes; run a
+    failed cell again, alone, up to :data:`RETRIES` times (reported on one line
+    each), then raise."""
+    from distributed import as_completed as completions
+
+    real = experiment.needs_real
+    if real and not backend.exclusive_workers():
+        raise RuntimeError(
+            f"no worker of the Dask cluster at {backend.address} offers the resource "
+            "exclusive=1, which cells that measure the real pool need: start workers "
+            "with `dask worker ADDRESS --resources exclusive=1`"
+        )
+    options: dict[str, Any] = {"pure": False}
+    if real:
+        options["resources"] = EXCLUSIVE
+    batches = Batches(
+        (PendingCell(cell, context, path) for (cell, context), path in todo),
+        max_cells=1 if real else None,
+    )
+    in_flight: dict[Any, list[PendingCell]] = {}
+
+    def refill() -> list[Any]:
+        submitted = []
+        while batches and len(in_flight) < TASKS_PER_SLOT * backend.slots():
+            group = batches.take(backend.slots())
+            cells = [(pending.cell, pending.context) for pending in group]
+            future = backend.client.submit(_dask_cells, experiment.name, cells, **options)
+            in_flight[future] = group
+            submitted.append(future)
+        return submitted
+
+    # Results are gathered on the client's event loop as tasks finish (with_results),
+    # not one blocking round trip per task; errors come back as values, not raised.
+    finished = completions(
+        refill(), loop=backend.client.loop, with_results=True, raise_errors=False
+    )
+    check = _VersionCheck(version)
+    try:
+        for future, outcome in finished:
+            group = in_flight.pop(future)
+            status = future.status
+            future.release()
+            if status == "finished":
+                worker_version, host, outcomes = outcome
+                check(worker_version, host)
+                for pending, (seconds, result) in zip(group, outcomes, strict=True):
+                    if isinstance(result, bytes):
+                        storage.write_bytes(result, pending.path)
+                        batches.record(seconds)
+                        bar.update()
+                    else:
+                        _failed(experiment, pending, result, batches)
+            else:
+                error = _failure(future, outcome)
+                for pending in group:
+                    _failed(experiment, pending, error, batches)
+            for new in refill():
+                finished.add(new)
+    finally:
+        if in_flight:
+            backend.client.cancel(list(in_flight))
+
+
+def _failed(
+    experiment: Experiment, pending: PendingCell, error: BaseException, batches: Batches
+) -> None:
+    """Report a failed cell and queue it again, or raise after :data:`RETRIES`."""
+    pending.failures += 1
+    label = _label(experiment.name, pending.cell, pending.context)
+    if pending.failures > RETRIES:
+        raise RuntimeError(
+            f"{label} failed {pending.failures} times, last: {_one_line(error)}"
+        ) from error
+    tqdm.write(
+        f"{label} failed: {_one_line(error)}; retry {pending.failures} of {RETRIES}",
+        file=sys.stderr,
+    )
+    batches.retry(pending)
+
+
+class _VersionCheck:
+    """Warns once per host whose workers hash poolbench's sources differently."""
+
+    def __init__(self, version: str) -> None:
+        self.version = version
+        self.warned: set[str] = set()
+
+    def __call__(self, worker_version: str, host: str) -> None:
+        if worker_version == self.version or host in self.warned:
+            return
+        self.warned.add(host)
+        tqdm.write(
+            f"warning: a Dask worker on {host} {CODE_MISMATCH} (sources hash "
+            f"{worker_version}, here {self.version}); results are only reproducible "
+            "if every worker has this checkout",
+            file=sys.stderr,
+        )
+
+
+def _dask_cells(name: str, cells: list[tuple[Cell, Context]]) -> tuple[str, str, list[Outcome]]:
+    """The task run on a Dask worker: this worker's code version, its host, and for each
+    cell its seconds and its rows as a Parquet file (bytes travel and are sized without
+    the cost of pickling a DataFrame) or the error it raised. A cell that measures the
+    real pool holds its host's lock while it runs."""
+    from experiments.registry import get
+
+    host = socket.gethostname()
+    outcomes: list[Outcome] = []
+    for cell, context in cells:
+        began = time.perf_counter()
+        try:
+            if get(name).needs_real:
+                from distributed import Lock
+
+                with Lock(f"poolbench-real-measurement-{host}"):
+                    frame = cell_frame(name, cell, context)
+            else:
+                frame = cell_frame(name, cell, context)
+            result: bytes | BaseException = storage.parquet_bytes(frame)
+        except Exception as error:  # reported for this cell; the others' files still count
+            result = _sendable(error)
+        outcomes.append((time.perf_counter() - began, result))
+    return worker_version(), host, outcomes
+
+
+def _sendable(error: Exception) -> BaseException:
+    """``error``, or a RuntimeError with its text if it cannot be pickled to the client."""
+    try:
+        pickle.dumps(error)
+    except Exception:
+        return RuntimeError(_one_line(error))
+    return error
+
+
+@functools.cache
+def worker_version() -> str:
+    """The hash of poolbench's sources here (computed once per process)."""
+    return storage.code_version()
+
+
+def _failure(future: Any, outcome: Any) -> BaseException:
+    """The exception of a task that did not finish: ``outcome`` is what ``as_completed``
+    gave for it, an ``(type, exception, traceback)`` triple or a ``CancelledError``."""
+    if isinstance(outcome, BaseException):
+        return outcome
+    if isinstance(outcome, tuple) and len(outcome) == 3 and isinstance(outcome[1], BaseException):
+        return outcome[1]
+    return RuntimeError(f"its task was {future.status}")
+
+
+def _label(name: str, cell: Cell, context: Context) -> str:
+    parameters = json.dumps(cell, sort_keys=True, default=str)
+    return f"{name}: cell {cell_key(cell)} {parameters} replication {context.replication}"
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(f"{type(error).__name__}: {error}".split())
