@@ -2,7 +2,7 @@
 
 Run from the repository root (needs the optional extra: ``pip install -e '.[dask]'``)::
 
-    .venv/bin/python -m benchmarks.grid_scaling                # full size: 200 cells, 3 rounds
+    .venv/bin/python -m benchmarks.grid_scaling                # full size: 200 cells, 5 rounds
     .venv/bin/python -m benchmarks.grid_scaling --tasks 2000 --rounds 1 --no-json   # smoke run
 
 The grid is the ``theory`` experiment's kind of cell, sized so that one cell is a fraction
@@ -14,7 +14,8 @@ of a second of simulation: 5 queues (M/M/1, M/M/4, M/D/1, M/G/1, priority M/M/4)
 * ``serial``: ``jobs=1``, one cell after another in this process;
 * ``jobs``: ``jobs=--workers`` (default 2), a ``ProcessPoolExecutor``;
 * ``dask``: a ``LocalCluster`` of ``--workers`` processes of one thread each, started for
-  the round and closed after it (``connect_dask("local", workers)``).
+  the round and closed after it (``connect_dask("local", workers)``); cells go out in
+  groups of about a second (``experiments.batching``).
 
 Timed: the grid (``run_cells`` alone: submitting, running, writing every cell's file),
 and for Dask also end to end (starting the cluster, the grid, closing it). CPU seconds
@@ -52,7 +53,7 @@ from experiments.framework import Cell, Context, cell_seed
 PROG = "python -m benchmarks.grid_scaling"
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "grid_scaling.json"
 DEFAULT_TASKS = 25_000
-DEFAULT_ROUNDS = 3
+DEFAULT_ROUNDS = 5
 DEFAULT_WORKERS = 2
 LOADS = [round(0.300 + 0.015 * i, 3) for i in range(40)]
 CONTENDERS = ("serial", "jobs", "dask")
