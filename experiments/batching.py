@@ -11,10 +11,10 @@ in groups sized from the cells timed so far:
   so that the workers run out of work together rather than one finishing a large group
   alone, as guided self-scheduling does;
 * a cell being retried goes alone, so that its next failure names it and no other cell
-  waits on it.
+  waits on it; so do the cells of a task that failed as a whole.
 
-The order of the cells never changes, and each cell keeps its own seed, so the results
-do not depend on the grouping.
+Cells go out in grid order, except that cells to run again go first (in their order).
+Each cell keeps its own seed, so the results do not depend on the grouping.
 """
 
 from __future__ import annotations
@@ -36,12 +36,14 @@ TAIL_SHARE = 2
 
 @dataclass
 class PendingCell:
-    """A cell and replication still to run, where its file goes, and how often it failed."""
+    """A cell and replication still to run, where its file goes, how often it failed, and
+    whether it must run alone (a member of a task that failed as a whole)."""
 
     cell: Cell
     context: Context
     path: Path
     failures: int = 0
+    alone: bool = False
 
 
 class Batches:
@@ -75,15 +77,17 @@ class Batches:
         self._timed_cells += 1
         self._timed_seconds += max(seconds, 0.0)
 
-    def retry(self, pending: PendingCell) -> None:
-        """Put a failed cell back at the front; it will go alone."""
-        self._waiting.appendleft(pending)
+    def requeue(self, cells: list[PendingCell]) -> None:
+        """Put cells to run again at the front, in their order; a cell that failed or must
+        run alone goes alone."""
+        self._waiting.extendleft(reversed(cells))
 
     def size(self, slots: int) -> int:
         """How many cells the next group holds, for ``slots`` task slots in the cluster."""
         if not self._waiting:
             return 0
-        if self._waiting[0].failures or self._timed_cells == 0:
+        first = self._waiting[0]
+        if first.failures or first.alone or self._timed_cells == 0:
             return 1
         mean = self._timed_seconds / self._timed_cells
         waiting = len(self._waiting)
@@ -95,6 +99,6 @@ class Batches:
         return size if self.max_cells is None else min(size, self.max_cells)
 
     def take(self, slots: int) -> list[PendingCell]:
-        """The next group of cells, in grid order (empty when none wait). Retried cells
-        wait at the front, so one is never grouped with others."""
+        """The next group of cells (empty when none wait). Cells to run again wait at the
+        front, so one is never grouped with others."""
         return [self._waiting.popleft() for _ in range(self.size(slots))]

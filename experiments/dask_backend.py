@@ -23,14 +23,13 @@ from typing import Any
 
 from tqdm import tqdm
 
-from experiments.dask_grid import EXCLUSIVE, run_grid, worker_version
+from experiments.dask_grid import EXCLUSIVE, one_line, run_grid, worker_version
 from experiments.execution import ACTIVE_DASK
 from experiments.framework import Cell, Context, Experiment
 
 SLOTS_REFRESH_SECONDS = 2.0
 """How often the number of worker threads is read again (a cluster may grow or shrink)."""
 INSTALL_DASK = "pip install 'poolbench[dask]' (or: pip install 'dask[distributed]')"
-CODE_MISMATCH = "hashes poolbench's sources differently"
 LOCAL_CLUSTER_CONFIG: dict[str, Any] = {
     # The statistical profiler samples the task thread every 10 ms: about 10% of the time
     # of a pure-Python simulation.
@@ -57,8 +56,6 @@ its own settings (the same names, as ``DASK_DISTRIBUTED__...`` environment varia
 _ADDRESS = re.compile(
     r"(?P<scheme>tcp|tls|ws|wss)://(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(?::(?P<port>\d+))?"
 )
-Outcome = tuple[float, bytes | BaseException]
-"""What a worker returns for one cell: its seconds, and its Parquet file or its error."""
 
 
 def check_dask_address(text: str) -> str:
@@ -110,7 +107,7 @@ def connect_dask(address: str, workers: int | None = None) -> DaskBackend:
             client = distributed.Client(address)
         except (OSError, TimeoutError, ValueError) as error:
             raise ValueError(
-                f"cannot reach the Dask scheduler at {address}: {_one_line(error)}"
+                f"cannot reach the Dask scheduler at {address}: {one_line(error)}"
             ) from error
         backend = DaskBackend(address, client)
     try:
@@ -118,7 +115,7 @@ def connect_dask(address: str, workers: int | None = None) -> DaskBackend:
     except Exception as error:
         backend.close()
         raise ValueError(
-            f"the Dask workers at {address} cannot import poolbench ({_one_line(error)}): "
+            f"the Dask workers at {address} cannot import poolbench ({one_line(error)}): "
             "install this checkout on every worker"
         ) from error
     return backend
@@ -196,7 +193,3 @@ def _prepare_worker() -> str:
 
     registry.available()
     return worker_version()
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(f"{type(error).__name__}: {error}".split())

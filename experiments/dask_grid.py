@@ -19,6 +19,7 @@ import pickle
 import socket
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +42,16 @@ TASKS_PER_SLOT = 2
 CODE_MISMATCH = "hashes poolbench's sources differently"
 Outcome = tuple[float, bytes | BaseException]
 """What a worker returns for one cell: its seconds, and its Parquet file or its error."""
+
+
+@dataclass(frozen=True)
+class CellsDone:
+    """What a task returns: the worker's code version and host, and for each of its cells
+    the seconds it took and its Parquet file or the error it raised."""
+
+    version: str
+    host: str
+    outcomes: list[Outcome]
 
 
 def run_grid(
@@ -71,7 +82,7 @@ def run_grid(
     )
     in_flight: dict[Any, list[PendingCell]] = {}
 
-    def refill() -> list[Any]:
+    def submit_more() -> list[Any]:
         submitted = []
         while batches and len(in_flight) < TASKS_PER_SLOT * backend.slots():
             group = batches.take(backend.slots())
@@ -83,51 +94,76 @@ def run_grid(
 
     # Results are gathered on the client's event loop as tasks finish (with_results),
     # not one blocking round trip per task; errors come back as values, not raised.
-    finished = completions(
-        refill(), loop=backend.client.loop, with_results=True, raise_errors=False
-    )
+    finished = completions(loop=backend.client.loop, with_results=True, raise_errors=False)
     check = _VersionCheck(version)
     try:
+        for future in submit_more():
+            finished.add(future)
         for future, outcome in finished:
             group = in_flight.pop(future)
-            status = future.status
             future.release()
-            if status == "finished":
-                worker_version, host, outcomes = outcome
-                check(worker_version, host)
-                for pending, (seconds, result) in zip(group, outcomes, strict=True):
-                    if isinstance(result, bytes):
-                        storage.write_bytes(result, pending.path)
-                        batches.record(seconds)
-                        bar.update()
-                    else:
-                        _failed(experiment, pending, result, batches)
+            if isinstance(outcome, CellsDone):
+                check(outcome.version, outcome.host)
+                failed = _write_cells(group, outcome.outcomes, batches, bar)
+                batches.requeue([_charge(experiment, *failure) for failure in failed])
+            elif len(group) == 1:
+                batches.requeue([_charge(experiment, group[0], _failure(future, outcome))])
             else:
-                error = _failure(future, outcome)
-                for pending in group:
-                    _failed(experiment, pending, error, batches)
-            for new in refill():
+                batches.requeue(_split(experiment, group, _failure(future, outcome)))
+            for new in submit_more():
                 finished.add(new)
     finally:
         if in_flight:
             backend.client.cancel(list(in_flight))
 
 
-def _failed(
-    experiment: Experiment, pending: PendingCell, error: BaseException, batches: Batches
-) -> None:
-    """Report a failed cell and queue it again, or raise after :data:`RETRIES`."""
+def _write_cells(
+    group: list[PendingCell], outcomes: list[Outcome], batches: Batches, bar: tqdm[Any]
+) -> list[tuple[PendingCell, BaseException]]:
+    """Write the file of every cell of ``group`` that succeeded; return those that failed,
+    with their errors."""
+    failed = []
+    for pending, (seconds, result) in zip(group, outcomes, strict=True):
+        if isinstance(result, bytes):
+            storage.write_bytes(result, pending.path)
+            batches.record(seconds)
+            bar.update()
+        else:
+            failed.append((pending, result))
+    return failed
+
+
+def _charge(experiment: Experiment, pending: PendingCell, error: BaseException) -> PendingCell:
+    """Count a failure of a cell that ran, report it and return the cell to run again;
+    raise RuntimeError, naming the cell, once it has failed more than :data:`RETRIES`
+    times."""
     pending.failures += 1
     label = _label(experiment.name, pending.cell, pending.context)
     if pending.failures > RETRIES:
         raise RuntimeError(
-            f"{label} failed {pending.failures} times, last: {_one_line(error)}"
+            f"{label} failed {pending.failures} times, last: {one_line(error)}"
         ) from error
     tqdm.write(
-        f"{label} failed: {_one_line(error)}; retry {pending.failures} of {RETRIES}",
+        f"{label} failed: {one_line(error)}; retry {pending.failures} of {RETRIES}",
         file=sys.stderr,
     )
-    batches.retry(pending)
+    return pending
+
+
+def _split(
+    experiment: Experiment, group: list[PendingCell], error: BaseException
+) -> list[PendingCell]:
+    """A task of several cells failed as a whole (its worker kept dying, its result could
+    not travel): which cell caused it is unknown, so none is charged; each runs again
+    alone, and a cell that fails alone is charged then."""
+    tqdm.write(
+        f"{experiment.name}: a task of {len(group)} cells failed: {one_line(error)}; "
+        "its cells run again one at a time",
+        file=sys.stderr,
+    )
+    for pending in group:
+        pending.alone = True
+    return group
 
 
 class _VersionCheck:
@@ -149,7 +185,7 @@ class _VersionCheck:
         )
 
 
-def _dask_cells(name: str, cells: list[tuple[Cell, Context]]) -> tuple[str, str, list[Outcome]]:
+def _dask_cells(name: str, cells: list[tuple[Cell, Context]]) -> CellsDone:
     """The task run on a Dask worker: this worker's code version, its host, and for each
     cell its seconds and its rows as a Parquet file (bytes travel and are sized without
     the cost of pickling a DataFrame) or the error it raised. A cell that measures the
@@ -172,15 +208,17 @@ def _dask_cells(name: str, cells: list[tuple[Cell, Context]]) -> tuple[str, str,
         except Exception as error:  # reported for this cell; the others' files still count
             result = _sendable(error)
         outcomes.append((time.perf_counter() - began, result))
-    return worker_version(), host, outcomes
+    return CellsDone(worker_version(), host, outcomes)
 
 
 def _sendable(error: Exception) -> BaseException:
-    """``error``, or a RuntimeError with its text if it cannot be pickled to the client."""
+    """``error``, or a RuntimeError with its text if it cannot make the trip to the
+    client (pickled here and unpickled there: an exception whose constructor takes other
+    arguments than its message pickles but does not unpickle)."""
     try:
-        pickle.dumps(error)
+        pickle.loads(pickle.dumps(error))
     except Exception:
-        return RuntimeError(_one_line(error))
+        return RuntimeError(one_line(error))
     return error
 
 
@@ -205,5 +243,6 @@ def _label(name: str, cell: Cell, context: Context) -> str:
     return f"{name}: cell {cell_key(cell)} {parameters} replication {context.replication}"
 
 
-def _one_line(error: BaseException) -> str:
+def one_line(error: BaseException) -> str:
+    """``error`` as one line: its type and its message, whitespace collapsed."""
     return " ".join(f"{type(error).__name__}: {error}".split())

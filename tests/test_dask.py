@@ -270,6 +270,44 @@ def test_a_failed_cell_is_reported_and_retried(
     assert list(results["queue"].unique()) == ["mm1", "md1"]
 
 
+class FlakyCell:
+    """A ``run_cell`` that fails the first ``times`` calls of the cells for which
+    ``fails(cell)`` holds, and records every call's cell."""
+
+    def __init__(self, run_cell: Any, fails: Any, times: int) -> None:
+        self.run_cell, self.fails, self.times = run_cell, fails, times
+        self.calls: list[Cell] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, cell: Cell, context: Context) -> list[Row]:
+        with self.lock:
+            self.calls.append(cell)
+            calls = self.calls.count(cell)
+        if self.fails(cell) and calls <= self.times:
+            raise OSError(f"injected failure {calls} of {cell}")
+        rows: list[Row] = self.run_cell(cell, context)
+        return rows
+
+
+def _record_groups(monkeypatch: pytest.MonkeyPatch) -> list[list[Cell]]:
+    """Record the cells of every task the Dask grid submits."""
+    from experiments import batching
+
+    groups: list[list[Cell]] = []
+    take = batching.Batches.take
+
+    def recording_take(self: batching.Batches, slots: int) -> list[batching.PendingCell]:
+        group = take(self, slots)
+        groups.append([pending.cell for pending in group])
+        return group
+
+    monkeypatch.setattr(batching.Batches, "take", recording_take)
+    return groups
+
+
+MANY = _grid(("mm1",), tuple(round(0.3 + 0.01 * i, 2) for i in range(40)), tasks=2_000, runs=1)
+
+
 @pytest.mark.timeout(60)
 def test_a_failed_cell_in_a_group_costs_its_group_mates_nothing(
     threads_cluster: Any,
@@ -277,29 +315,80 @@ def test_a_failed_cell_in_a_group_costs_its_group_mates_nothing(
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
 ) -> None:
-    from experiments import batching, theory
+    from experiments import theory
 
-    cells = _grid(("mm1", "md1"), (0.3, 0.4, 0.5, 0.6, 0.7, 0.8), tasks=2_000, runs=1)
-    reference = _run(_theory(cells), tmp_path / "serial", reps=1)
-    flaky = Flaky(theory.run_cell, {"md1": 1})
+    reference = _run(_theory(MANY), tmp_path / "serial", reps=1)
+    culprit = MANY[20]
+    flaky = FlakyCell(theory.run_cell, lambda cell: cell == culprit, times=1)
     _patch_run_cell(monkeypatch, "theory", run_cell=flaky)
-    groups: list[int] = []
-    take = batching.Batches.take
-
-    def recording_take(self: batching.Batches, slots: int) -> list[batching.PendingCell]:
-        group = take(self, slots)
-        groups.append(len(group))
-        return group
-
-    monkeypatch.setattr(batching.Batches, "take", recording_take)
+    groups = _record_groups(monkeypatch)
     with dask_backend.connect_dask(threads_cluster.scheduler_address):
-        folder = _run(_theory(cells), tmp_path / "cluster", reps=1)
-    assert max(groups) > 1, groups
-    assert sum(groups) == len(cells) + 1  # every cell once, the failed one again
-    assert flaky.calls == {"mm1": 6, "md1": 7}
+        folder = _run(_theory(MANY), tmp_path / "cluster", reps=1)
+    first = next(group for group in groups if culprit in group)
+    assert len(first) > 1, groups  # it failed inside a group ...
+    assert [culprit] in groups  # ... and ran again alone
+    assert sorted(map(str, flaky.calls)) == sorted(map(str, [*MANY, culprit]))
     reports = [line for line in capsys.readouterr().err.splitlines() if "failed" in line]
     assert len(reports) == 1 and "retry 1 of" in reports[0], reports
     _assert_same_results(folder, reference)
+
+
+@pytest.mark.timeout(60)
+def test_a_task_that_fails_as_a_whole_reruns_its_cells_alone_uncharged(
+    threads_cluster: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    reference = _run(_theory(MANY), tmp_path / "serial", reps=1)
+    culprit = MANY[20]
+    run_cells = dask_grid._dask_cells
+
+    def lost_with_the_culprit(name: str, cells: list[tuple[Cell, Context]]) -> Any:
+        if len(cells) > 1 and any(cell == culprit for cell, _ in cells):
+            raise OSError("the task's worker died")  # as a KilledWorker would reach us
+        return run_cells(name, cells)
+
+    monkeypatch.setattr(dask_grid, "_dask_cells", lost_with_the_culprit)
+    groups = _record_groups(monkeypatch)
+    with dask_backend.connect_dask(threads_cluster.scheduler_address):
+        folder = _run(_theory(MANY), tmp_path / "cluster", reps=1)
+    failed = next(group for group in groups if culprit in group)
+    assert len(failed) > 1, groups
+    after = groups[groups.index(failed) + 1 :]
+    for cell in failed:
+        assert [cell] in after, f"{cell} did not run again alone"
+    reports = capsys.readouterr().err.splitlines()
+    assert len(reports) == 1, reports
+    assert f"a task of {len(failed)} cells failed" in reports[0]
+    assert "OSError: the task's worker died" in reports[0]
+    _assert_same_results(folder, reference)
+
+
+def test_an_error_that_cannot_be_unpickled_travels_as_its_text(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Were it sent as is, the client could not load the result (in a process cluster
+    the task's result would never arrive and the run would wait for ever)."""
+    import pickle
+
+    pytest.importorskip("distributed")  # it makes the exception classes existing now load
+
+    class TwoArgumentError(Exception):  # made later, as an experiment's own class would be
+        def __init__(self, first: object, second: object) -> None:
+            super().__init__(f"{first} and {second}")
+
+    TwoArgumentError.__qualname__ = "TwoArgumentError"  # picklable by reference
+    monkeypatch.setitem(globals(), "TwoArgumentError", TwoArgumentError)
+    error = TwoArgumentError("md1", "no way back")
+    with pytest.raises(TypeError):
+        pickle.loads(pickle.dumps(error))
+    sent = dask_grid._sendable(error)
+    assert type(sent) is RuntimeError
+    assert str(sent) == "TwoArgumentError: md1 and no way back"
+    assert pickle.loads(pickle.dumps(sent)).args == sent.args
+    plain = OSError("disk full")
+    assert dask_grid._sendable(plain) is plain
 
 
 @pytest.mark.timeout(60)
