@@ -7,6 +7,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
@@ -226,46 +227,6 @@ def _marker_times(part: pd.DataFrame, kind: str) -> list[float]:
     return []
 
 
-def paired_bars(table: pd.DataFrame, metrics: dict[str, str], path: Path, title: str) -> Path:
-    """Predicted (hatched) and measured bars side by side, one panel per metric
-    (``metrics``: name -> axis label); ``table`` has columns label, metric, predicted,
-    measured. Each bar is annotated with its value; panels widen with the labels."""
-    labels = max(1, int(table["label"].nunique()))
-    columns = max(1, min(3, 12 // labels))
-    rows_count = int(np.ceil(len(metrics) / columns))
-    width = max(4.4, 0.9 * labels + 1.5)
-    figure, axes = plt.subplots(
-        rows_count, columns, figsize=(width * columns, 0.6 + 3.4 * rows_count), squeeze=False
-    )
-    for ax, (metric, axis_label) in zip(axes.ravel(), metrics.items(), strict=False):
-        rows = table[table["metric"] == metric]
-        positions = np.arange(len(rows))
-        for offset, column, hatch, color in (
-            (-0.2, "predicted", "//", COLORS[1]),
-            (0.2, "measured", None, COLORS[0]),
-        ):
-            values = rows[column].to_numpy(dtype=float)
-            bars = ax.bar(
-                positions + offset,
-                np.nan_to_num(values),
-                0.4,
-                label=column,
-                color=color,
-                hatch=hatch,
-                alpha=0.85,
-            )
-            ax.bar_label(bars, labels=[_short(v) for v in values], fontsize=7)
-        ax.set_xticks(positions, rows["label"].tolist(), fontsize=7)
-        ax.set_title(axis_label, fontsize=10)
-        top = np.nanmax(rows[["predicted", "measured"]].to_numpy(dtype=float), initial=0.0)
-        ax.set_ylim(0, 1.18 * top if top > 0 else 1.0)
-    axes[0][0].legend(fontsize=8, loc="lower left")
-    for ax in axes.ravel()[len(metrics) :]:
-        ax.set_visible(False)
-    _title(figure, title)
-    return save(figure, path)
-
-
 def nearest_events(
     results: pd.DataFrame, kinds: tuple[str, ...], keys: list[str], tolerance: float, path: Path
 ) -> Path:
@@ -466,12 +427,15 @@ def predicted_measured_lines(
     return save(figure, path)
 
 
-def value_bars(
+def paired_bars(
     table: pd.DataFrame, metrics: dict[str, str], path: Path, title: str, log_y: bool = False
 ) -> Path:
-    """Like :func:`paired_bars` (same ``table``), with values written out in full (no
-    exponents) and optionally a log y axis (``log_y``) for values spanning decades.
-    Panels widen with the number of labels and stack when they get wide."""
+    """Predicted (hatched) and measured bars side by side, one panel per metric
+    (``metrics``: name -> axis label); ``table`` has columns label, metric, predicted,
+    measured. Each bar is written out in full (no exponents); a missing value (NaN, such
+    as the recovery time of a fault never detected) shows as "n/a" at zero. ``log_y``: a
+    log y axis, for values spanning decades. Panels widen with the number of labels and
+    stack when they get wide."""
     labels = max(1, int(table["label"].nunique()))
     columns = max(1, min(3, 12 // labels, len(metrics)))
     rows_count = int(np.ceil(len(metrics) / columns))
@@ -487,8 +451,10 @@ def value_bars(
             (0.2, "measured", None, COLORS[0]),
         ):
             values = rows[column].to_numpy(dtype=float)
+            # A log axis cannot show a zero-height bar: there a missing value is left out.
+            heights = values if log_y else np.nan_to_num(values)
             bars = ax.bar(
-                positions + offset, values, 0.4, label=column, color=color, hatch=hatch, alpha=0.85
+                positions + offset, heights, 0.4, label=column, color=color, hatch=hatch, alpha=0.85
             )
             text = [_short(v) if np.isnan(v) or abs(v) < 100 else f"{v:.0f}" for v in values]
             ax.bar_label(bars, labels=text, fontsize=7)
@@ -497,12 +463,23 @@ def value_bars(
             low, high = ax.get_ylim()
             ax.set_ylim(low, high * 3)
         else:
-            ax.margins(y=0.15)
+            _zero_based(ax, rows[["predicted", "measured"]].to_numpy(dtype=float))
         ax.set_xticks(positions, rows["label"].tolist(), fontsize=8)
         ax.set_title(axis_label, fontsize=10)
         ax.grid(alpha=0.3, axis="y", which="both")
-        ax.legend(fontsize=8, loc="best")
+    # One legend, in a row along the top of the first panel, where the headroom is.
+    axes[0][0].legend(fontsize=8, loc="upper right", ncols=2)
     for ax in axes.ravel()[len(metrics) :]:
         ax.set_visible(False)
     _title(figure, title)
     return save(figure, path)
+
+
+def _zero_based(ax: Axes, values: np.ndarray) -> None:
+    """A y axis from zero with room for the bar labels (0 to 1 if every value is zero or
+    missing); values below zero get symmetric margins instead."""
+    if np.nanmin(values, initial=0.0) < 0:
+        ax.margins(y=0.15)
+        return
+    top = float(np.nanmax(values, initial=0.0))
+    ax.set_ylim(0, 1.3 * top if top > 0 else 1.0)

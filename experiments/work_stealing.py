@@ -87,14 +87,14 @@ def draw(results: pd.DataFrame, folder: Path) -> list[Path]:
     share_text = ", ".join(f"{s:g}" for s in sorted(summary["hot_share"].unique()))
     workload_text = f"4 workers, load {LOAD}, exp. 10 ms service, hot share {share_text}"
     paths = [
-        charts.value_bars(
+        charts.paired_bars(
             latency,
             {"mean_latency": "mean latency (ms)", "p95_latency": "p95 latency (ms)"},
             folder / "latency.png",
             f"Work stealing, predicted vs measured latency ({workload_text})",
             log_y=True,
         ),
-        charts.value_bars(
+        charts.paired_bars(
             summary,
             {"stolen": "tasks stolen per run"},
             folder / "steals.png",
