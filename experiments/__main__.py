@@ -85,14 +85,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "report":
         return _report(Path(args.folder))
-    try:
-        experiment = registry.get(args.name)
-    except ValueError as error:
-        _fail(str(error))
+    # Numbers and the folder first: they need no experiment imported (which takes seconds).
     seed = _integer("seed", args.seed, 0)
     reps = _integer("reps", args.reps, 1) if args.reps is not None else (1 if args.quick else 3)
     jobs = _integer("jobs", args.jobs, 1) if args.jobs is not None else 1
     out = _writable(Path(args.out))
+    try:
+        experiment = registry.get(args.name)
+    except ValueError as error:
+        _fail(str(error))
     if args.dask is not None:
         _dask_arguments(args.dask, args.jobs)
     from experiments.framework import run_experiment
