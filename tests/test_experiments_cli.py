@@ -289,3 +289,21 @@ def test_report_of_a_folder_without_results_is_refused(tmp_path: Path) -> None:
         _assert_refused(cli("report", str(folder), cwd=tmp_path, timeout=120))
     assert [p.name for p in tmp_path.iterdir()] == ["empty"]
     assert list((tmp_path / "empty").iterdir()) == []
+
+
+@pytest.mark.timeout(60)
+def test_bad_numbers_are_refused_before_any_experiment_is_imported(tmp_path: Path) -> None:
+    script = """
+import sys
+from experiments.__main__ import main
+try:
+    main(["run", "theory", "--seed", "-1"])
+except SystemExit as exited:
+    loaded = [m for m in sys.modules if m in ("sim", "real", "experiments.theory")]
+    print(exited.code, loaded)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.strip() == "2 []", (done.stdout, done.stderr)
+    assert "--seed must be an integer >= 0" in done.stderr
