@@ -16,7 +16,7 @@ import pandas as pd
 
 import real
 import sim
-from experiments import charts
+from experiments import timelines
 from experiments.accuracy import pair_rows
 from experiments.framework import Cell, Context, Experiment, Row
 from pool import Autoscaling, Workload, dists
@@ -65,15 +65,15 @@ def run_cell(cell: Cell, context: Context) -> list[Row]:
     predicted = sim.run(tasks, policy(), 1, seed=context.seed, overhead=context.overhead)
     rows = pair_rows(predicted, measured)
     for result, backend in ((predicted, "sim"), (measured, "real")):
-        events = charts.event_rows(result, backend, SCALE_EVENTS)
+        events = timelines.event_rows(result, backend, SCALE_EVENTS)
         events_of = {kind: [r for r in events if r["metric"] == kind] for kind in SCALE_EVENTS}
         rows += [
             {"backend": backend, "metric": f"{kind}s", "value": float(len(events_of[kind]))}
             for kind in SCALE_EVENTS
         ]
         rows += events
-        rows += charts.series_rows(result, backend, ("workers",), WORKERS_BIN)
-        rows += charts.series_rows(result, backend, ("latency",), LATENCY_BIN)
+        rows += timelines.series_rows(result, backend, ("workers",), WORKERS_BIN)
+        rows += timelines.series_rows(result, backend, ("latency",), LATENCY_BIN)
     return rows
 
 
@@ -84,7 +84,7 @@ def draw(results: pd.DataFrame, folder: Path) -> list[Path]:
         for scenario, part in results.groupby("scenario", sort=False)
     ]
     paths = [
-        charts.series_grid(
+        timelines.series_grid(
             panels,
             {
                 "workers": "serving workers",
@@ -93,7 +93,7 @@ def draw(results: pd.DataFrame, folder: Path) -> list[Path]:
             folder / "scaling.png",
             "Autoscaling 1-8 workers: predicted (dashed) and measured (solid)",
         ),
-        charts.nearest_events(
+        timelines.nearest_events(
             results,
             SCALE_EVENTS,
             ["scenario"],

@@ -15,7 +15,7 @@ import pandas as pd
 
 import real
 import sim
-from experiments import charts, storage
+from experiments import charts, storage, timelines
 from experiments.accuracy import accuracy_table, pair_rows
 from experiments.framework import Cell, Context, Experiment, Row, summarize
 from pool import FaultPlan, Recovery, Workload, dists
@@ -93,8 +93,8 @@ def run_cell(cell: Cell, context: Context) -> list[Row]:
     )
     rows = pair_rows(predicted, measured)
     for result, backend in ((predicted, "sim"), (measured, "real")):
-        rows += charts.series_rows(result, backend, ("completions", "queued"), BIN)
-        rows += charts.event_rows(result, backend, EVENTS)
+        rows += timelines.series_rows(result, backend, ("completions", "queued"), BIN)
+        rows += timelines.event_rows(result, backend, EVENTS)
     return rows
 
 
@@ -105,7 +105,7 @@ def draw(results: pd.DataFrame, folder: Path) -> list[Path]:
     for scenario, part in results.groupby("scenario", sort=False):
         panels = [(str(policy), cell) for policy, cell in part.groupby("policy", sort=True)]
         paths.append(
-            charts.series_grid(
+            timelines.series_grid(
                 panels,
                 {
                     "completions": f"completions per {BIN:g} s",
