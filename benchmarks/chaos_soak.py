@@ -58,6 +58,7 @@ from benchmarks._common import OneLineParser as _Parser
 from benchmarks._common import cpu_model as _cpu_model
 from benchmarks._common import git as _git
 from benchmarks._common import int_at_least as _int_at_least
+from benchmarks._common import load_average as _load_average
 from pool import (
     FIFO,
     POLICY_NAMES,
@@ -462,7 +463,7 @@ def machine() -> Json:
         "pandas": metadata.version("pandas"),
         "git_commit": _git("rev-parse", "HEAD"),
         "pool_sim_real_uncommitted_changes": None if dirty is None else bool(dirty),
-        "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "load_average_at_start": _load_average(),
     }
 
 
@@ -651,7 +652,7 @@ def soak(args: argparse.Namespace, argv: Sequence[str] | None) -> Json:
         runs += [measured_row, predicted_row]
         agreements[policy] = agreement(predicted, measured, poison_tasks(args.tasks))
         del measured, predicted
-    info["load_average_at_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    info["load_average_at_end"] = _load_average()
     print()
     print_run_table(runs)
     print()

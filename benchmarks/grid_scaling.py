@@ -46,7 +46,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._common import OneLineParser as _Parser
+from benchmarks._common import cpu_model as _cpu_model
 from benchmarks._common import int_at_least as _int_at_least
+from benchmarks._common import load_average as _load_average
 from experiments import dask_backend, execution, storage, theory
 from experiments.framework import Cell, Context, cell_seed
 
@@ -175,14 +177,7 @@ def summarise(raw: Json, workers: int) -> Json:
 
 
 def machine() -> Json:
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    """Where and with what the figures were measured."""
     versions: dict[str, str | None] = {}
     for package in ("numpy", "pandas", "simpy", "dask", "distributed"):
         try:
@@ -191,19 +186,15 @@ def machine() -> Json:
             versions[package] = None
     return {
         "cpu_count": os.cpu_count(),
-        "cpu_model": model,
+        "cpu_model": _cpu_model(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "packages": versions,
         "git_sha": storage.git_sha(),
         "code_version": storage.code_version(),
-        "load_average_at_start": _load(),
+        "load_average_at_start": _load_average(),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-
-
-def _load() -> list[float] | None:
-    return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
 
 
 def print_report(report: Json) -> None:
@@ -302,7 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RuntimeError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 1
-    info["load_average_at_end"] = _load()
+    info["load_average_at_end"] = _load_average()
     report: Json = {
         "benchmark": "grid_scaling",
         "command": " ".join([PROG, *(sys.argv[1:] if argv is None else argv)]),

@@ -56,6 +56,7 @@ from benchmarks._common import OneLineParser as _Parser
 from benchmarks._common import cpu_model as _cpu_model
 from benchmarks._common import git as _git
 from benchmarks._common import int_at_least as _int_at_least
+from benchmarks._common import load_average as _load_average
 
 PROG = "python -m benchmarks.pool_overhead"
 ROOT = Path(__file__).resolve().parent.parent
@@ -293,10 +294,6 @@ def summarise_latency(samples: dict[str, list[list[float]]]) -> Json:
 
 
 # -- machine and report --------------------------------------------------------------------
-
-
-def _load_average() -> list[float] | None:
-    return list(os.getloadavg()) if hasattr(os, "getloadavg") else None
 
 
 def machine() -> Json:

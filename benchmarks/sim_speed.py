@@ -54,6 +54,7 @@ from benchmarks._common import OneLineParser as _Parser
 from benchmarks._common import cpu_model as _cpu_model
 from benchmarks._common import git as _git
 from benchmarks._common import int_at_least as _int_at_least
+from benchmarks._common import load_average as _load_average
 from pool import Workload, dists
 
 PROG = "python -m benchmarks.sim_speed"
@@ -313,7 +314,7 @@ def machine() -> Json:
         "pandas": metadata.version("pandas"),
         "git_commit": _git("rev-parse", "--short", "HEAD"),
         "pool_sim_uncommitted_changes": None if dirty is None else bool(dirty),
-        "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "load_average_at_start": _load_average(),
     }
 
 
@@ -453,7 +454,7 @@ def _benchmark(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     build_tasks = args.memory_tasks or DEFAULT_MEMORY_TASKS
     builds = time_workload_builds(build_tasks, args.rounds, args.seed)
     raw = run_rounds(args.tasks, args.rounds, args.seed)
-    info["load_average_at_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    info["load_average_at_end"] = _load_average()
     report: Json = {
         "benchmark": "sim_speed",
         "command": " ".join([PROG, *(sys.argv[1:] if argv is None else argv)]),

@@ -308,8 +308,14 @@ def _record_groups(monkeypatch: pytest.MonkeyPatch) -> list[list[Cell]]:
 MANY = _grid(("mm1",), tuple(round(0.3 + 0.01 * i, 2) for i in range(40)), tasks=2_000, runs=1)
 
 
+@pytest.fixture(scope="module")
+def serial_many(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _run(_theory(MANY), tmp_path_factory.mktemp("serial_many"), reps=1)
+
+
 @pytest.mark.timeout(60)
 def test_a_failed_cell_in_a_group_costs_its_group_mates_nothing(
+    serial_many: Path,
     threads_cluster: Any,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -317,7 +323,6 @@ def test_a_failed_cell_in_a_group_costs_its_group_mates_nothing(
 ) -> None:
     from experiments import theory
 
-    reference = _run(_theory(MANY), tmp_path / "serial", reps=1)
     culprit = MANY[20]
     flaky = FlakyCell(theory.run_cell, lambda cell: cell == culprit, times=1)
     _patch_run_cell(monkeypatch, "theory", run_cell=flaky)
@@ -330,17 +335,17 @@ def test_a_failed_cell_in_a_group_costs_its_group_mates_nothing(
     assert sorted(map(str, flaky.calls)) == sorted(map(str, [*MANY, culprit]))
     reports = [line for line in capsys.readouterr().err.splitlines() if "failed" in line]
     assert len(reports) == 1 and "retry 1 of" in reports[0], reports
-    _assert_same_results(folder, reference)
+    _assert_same_results(folder, serial_many)
 
 
 @pytest.mark.timeout(60)
 def test_a_task_that_fails_as_a_whole_reruns_its_cells_alone_uncharged(
+    serial_many: Path,
     threads_cluster: Any,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
 ) -> None:
-    reference = _run(_theory(MANY), tmp_path / "serial", reps=1)
     culprit = MANY[20]
     run_cells = dask_grid._dask_cells
 
@@ -362,7 +367,7 @@ def test_a_task_that_fails_as_a_whole_reruns_its_cells_alone_uncharged(
     assert len(reports) == 1, reports
     assert f"a task of {len(failed)} cells failed" in reports[0]
     assert "OSError: the task's worker died" in reports[0]
-    _assert_same_results(folder, reference)
+    _assert_same_results(folder, serial_many)
 
 
 def test_an_error_that_cannot_be_unpickled_travels_as_its_text(
