@@ -66,13 +66,12 @@ from pool import (
     FaultPlan,
     Overhead,
     Policy,
-    Priority,
     Recovery,
     RunResult,
     Workload,
-    WorkStealing,
     dists,
 )
+from pool.policies import resolve
 
 PROG = "python -m benchmarks.chaos_soak"
 ROOT = Path(__file__).resolve().parent.parent
@@ -158,24 +157,18 @@ def make_faults(n_tasks: int) -> FaultPlan:
 
 def make_policy(name: str) -> Policy:
     """A fresh policy object; autoscaling tuned to a run of a few seconds."""
-    if name == "fifo":
-        return FIFO()
-    if name == "priority":
-        return Priority()
-    if name == "work-stealing":
-        return WorkStealing()
-    if name == "autoscaling":
-        return Autoscaling(
-            inner=FIFO(),
-            min_workers=2,
-            max_workers=6,
-            target=0.6,
-            decision_interval=0.1,
-            cooldown=0.3,
-            startup_delay=0.01,
-            scale_down_ticks=3,
-        )
-    raise ValueError(f"policy must be one of {', '.join(POLICY_NAMES)}; got {name!r}")
+    if name != "autoscaling":
+        return resolve(name)  # the defaults; a bad name gets resolve's message
+    return Autoscaling(
+        inner=FIFO(),
+        min_workers=2,
+        max_workers=6,
+        target=0.6,
+        decision_interval=0.1,
+        cooldown=0.3,
+        startup_delay=0.01,
+        scale_down_ticks=3,
+    )
 
 
 # -- checks ---------------------------------------------------------------------------------

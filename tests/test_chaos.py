@@ -31,13 +31,12 @@ from pool import (
     Autoscaling,
     FaultPlan,
     Policy,
-    Priority,
     Recovery,
     RunResult,
     Workload,
-    WorkStealing,
     dists,
 )
+from pool.policies import resolve
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -74,12 +73,8 @@ POLICIES = ("fifo", "priority", "work-stealing", "autoscaling")
 
 def make_policy(name: str) -> Policy:
     """A fresh policy object per run (autoscaling tuned to a one-second run)."""
-    if name == "fifo":
-        return FIFO()
-    if name == "priority":
-        return Priority()
-    if name == "work-stealing":
-        return WorkStealing()
+    if name != "autoscaling":
+        return resolve(name)
     return Autoscaling(
         inner=FIFO(),
         min_workers=2,

@@ -20,6 +20,7 @@ import pool
 import real
 import sim
 from pool import FaultPlan, Recovery, Workload, dists
+from pool.policies import resolve
 from pool.seeding import run_streams
 
 pytestmark = pytest.mark.timeout(60)
@@ -122,12 +123,8 @@ def overloaded_workload(n_tasks: int = 120) -> Workload:
 
 
 def make_policy(name: str) -> pool.Policy:
-    if name == "fifo":
-        return pool.FIFO()
-    if name == "priority":
-        return pool.Priority()
-    if name == "work-stealing":
-        return pool.WorkStealing()
+    if name != "autoscaling":
+        return resolve(name)
     return pool.Autoscaling(
         min_workers=2, max_workers=6, decision_interval=0.05, cooldown=0.1, startup_delay=0.01
     )
