@@ -44,7 +44,7 @@ def calibration(folder: Path, needs_real: bool) -> Overhead:
         return Overhead()
     saved = folder / "calibration.json"
     if saved.is_file():
-        return Overhead(**json.loads(saved.read_text()))
+        return Overhead.from_dict(json.loads(saved.read_text()))
     import real
 
     overhead = real.calibrate()

@@ -13,6 +13,7 @@ NAMES = (
     "autoscaling",
     "work_stealing",
     "gil",
+    "real_work",
 )
 
 

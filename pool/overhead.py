@@ -1,34 +1,79 @@
-"""Per-task costs of a real pool that a model must include to predict it.
+"""What a real pool's machine adds to a task's own service, for a model to include.
 
-The simulator adds them to every task's service; :func:`real.calibrate` measures them
-on this machine. All values are seconds.
+The simulator uses these figures; :func:`real.calibrate` measures them on this machine.
+Times are seconds.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from pool import _validate
+
+#: CPython's default switch interval (``sys.getswitchinterval()``), seconds.
+DEFAULT_SWITCH_INTERVAL = 0.005
 
 
 @dataclass(frozen=True)
 class Overhead:
-    """Time a real pool spends beyond a task's own service, in seconds.
+    """The per-task costs of a real pool and the CPU it runs on.
 
-    ``dispatch``: per task, from the policy handing it out to the end of its bookkeeping.
+    ``dispatch``: per task, the pool's own Python code (taking the task, recording it,
+    resolving its future), run holding the interpreter lock.
     ``sleep_overshoot``: how much longer than asked a sleep lasts (added to the I/O part).
     ``thread_start``: time to start a worker thread (added to restarts and scale-ups).
+    ``cores``: CPU seconds per second the process gets when it computes on many threads
+    (infinite: no limit). ``switch_interval``: after how long a thread waiting for the
+    interpreter lock asks its holder to drop it. ``gil_handoff``: how long the lock is
+    held by nobody each time it passes to a waiting thread while a core is free;
+    ``gil_handoff_busy``: the same while every core is busy computing, when the thread
+    the lock passes to must first wait for the scheduler to give it a core (defaults to
+    ``gil_handoff``). ``submit``: the Python time of one ``submit`` on the submitting
+    thread, holding the lock.
+
+    The defaults describe an ideal machine: no costs and unlimited cores; the model then
+    still serialises lock-holding computing, with CPython's default switch interval.
     """
 
     dispatch: float = 0.0
     sleep_overshoot: float = 0.0
     thread_start: float = 0.0
+    cores: float = math.inf
+    switch_interval: float = DEFAULT_SWITCH_INTERVAL
+    gil_handoff: float = 0.0
+    gil_handoff_busy: float | None = None
+    submit: float = 0.0
 
     def __post_init__(self) -> None:
-        _validate.non_negative("dispatch", self.dispatch)
-        _validate.non_negative("sleep_overshoot", self.sleep_overshoot)
-        _validate.non_negative("thread_start", self.thread_start)
+        if self.gil_handoff_busy is None:
+            object.__setattr__(self, "gil_handoff_busy", self.gil_handoff)
+        for name in ("dispatch", "sleep_overshoot", "thread_start", "gil_handoff", "submit"):
+            _validate.non_negative(name, getattr(self, name))
+        _validate.non_negative("gil_handoff_busy", self.gil_handoff_busy)
+        for name in ("cores", "switch_interval"):
+            value = getattr(self, name)
+            if not (isinstance(value, float | int) and value == math.inf):
+                _validate.positive(name, value)
+
+    @property
+    def models_cpu(self) -> bool:
+        """Whether these figures describe a machine (limited cores, lock or submit costs),
+        so the model must simulate the CPU even for tasks that only wait."""
+        return math.isfinite(self.cores) or self.gil_handoff > 0 or self.submit > 0
+
+    @property
+    def busy_handoff(self) -> float:
+        """:attr:`gil_handoff_busy`, never None (it defaults to :attr:`gil_handoff`)."""
+        return self.gil_handoff if self.gil_handoff_busy is None else self.gil_handoff_busy
 
     def as_dict(self) -> dict[str, float]:
-        """The three figures by name, for metadata."""
+        """The figures by name, for metadata."""
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, figures: dict[str, Any]) -> Overhead:
+        """The inverse of :meth:`as_dict`; figures it does not know are ignored."""
+        known = {name: float(figures[name]) for name in cls.__dataclass_fields__ if name in figures}
+        return cls(**known)

@@ -179,7 +179,9 @@ class WorkStealing(Policy):
     workers with queued tasks, or the "longest" queue. ``amount``: steal "one" task, "half"
     the victim's queue (rounded up), or "none" (no stealing, a baseline). A thief takes the
     victim's oldest tasks, which have waited longest. ``steal_latency`` (seconds) is the
-    time a steal costs the thief before it can run what it took.
+    time a steal costs the thief before it can run what it took. Stolen tasks belong to
+    the thief alone until it takes them: no other thief can take them on the way, so a
+    lone task cannot bounce between idle thieves for ever.
     """
 
     def __init__(
@@ -194,6 +196,8 @@ class WorkStealing(Policy):
         self.amount = _choice("amount", amount, ("none", "one", "half"))
         self.steal_latency = _validate.non_negative("steal_latency", steal_latency)
         self._queues: dict[int, deque[int]] = {}
+        #: Tasks a slot stole and has not taken yet: it runs them first; nobody steals them.
+        self._stolen: dict[int, deque[int]] = {}
         self._slots: list[int] = []
         self._next_slot = 0
         self._count = 0
@@ -203,6 +207,7 @@ class WorkStealing(Policy):
 
     def reset(self, workers: Iterable[int], rng: np.random.Generator) -> None:
         self._queues = {slot: deque() for slot in workers}
+        self._stolen = {slot: deque() for slot in self._queues}
         self._slots = sorted(self._queues)
         self._next_slot, self._count, self._rng = 0, 0, rng
         self._homeless = deque()
@@ -210,6 +215,7 @@ class WorkStealing(Policy):
     def add_worker(self, worker: int) -> None:
         if worker not in self._queues:
             self._queues[worker] = self._homeless
+            self._stolen[worker] = deque()
             self._homeless = deque()
             self._slots = sorted(self._queues)
 
@@ -217,9 +223,10 @@ class WorkStealing(Policy):
         queue = self._queues.pop(worker, None)
         if queue is None:
             return []
+        tasks = [*self._stolen.pop(worker), *queue]
         self._slots = sorted(self._queues)
-        self._count -= len(queue)
-        return list(queue)
+        self._count -= len(tasks)
+        return tasks
 
     def submit(self, task: int, priority: int, affinity: int, now: float) -> int | None:
         self._count += 1
@@ -235,7 +242,7 @@ class WorkStealing(Policy):
         return slot
 
     def next_task(self, worker: int, now: float) -> int | None:
-        queue = self._queues.get(worker)
+        queue = self._stolen.get(worker) or self._queues.get(worker)
         if not queue:
             return None
         self._count -= 1
@@ -245,18 +252,19 @@ class WorkStealing(Policy):
         return self._count
 
     def queued_for(self, worker: int) -> int:
-        """Tasks waiting in ``worker``'s own queue."""
-        return len(self._queues.get(worker, ()))
+        """Tasks waiting for ``worker``: its own queue and what it stole."""
+        return len(self._queues.get(worker, ())) + len(self._stolen.get(worker, ()))
 
     @property
     def can_steal(self) -> bool:
         return self.amount != "none"
 
     def steal(self, thief: int, now: float) -> tuple[int, list[int]] | None:
-        own = self._queues.get(thief)
-        if own is None or not self.can_steal or self._count == len(own):
+        if thief not in self._queues or not self.can_steal:
             return None
         candidates = [slot for slot in self._slots if slot != thief and self._queues[slot]]
+        if not candidates:
+            return None
         if self.victim == "longest":
             victim = max(candidates, key=lambda slot: len(self._queues[slot]))
         else:
@@ -264,7 +272,7 @@ class WorkStealing(Policy):
         source = self._queues[victim]
         take = 1 if self.amount == "one" else (len(source) + 1) // 2
         stolen = [source.popleft() for _ in range(take)]
-        own.extendleft(reversed(stolen))
+        self._stolen[thief].extend(stolen)
         return victim, stolen
 
     def describe(self) -> dict[str, object]:

@@ -2,9 +2,11 @@
 
 A workload holds one row per task (its index is the task id): ``arrival`` and
 ``service`` in seconds, ``priority`` (0 is the most urgent), ``cpu_fraction`` (the part
-of the service that holds the interpreter lock in a threaded pool) and ``affinity`` (a
-preferred worker slot, -1 for none). Arrays, not objects, so a million tasks build in
-well under a second and cost a few tens of megabytes.
+of the service spent computing; the rest waits: sleep, socket, disk), ``affinity`` (a
+preferred worker slot, -1 for none) and ``gil_share`` (the part of the computing that
+holds the interpreter lock: 1 for pure Python, 0 for C code that releases it, such as
+hashlib, zlib or numpy). Arrays, not objects, so a million tasks build in well under a
+second and cost a few tens of megabytes.
 """
 
 from __future__ import annotations
@@ -12,19 +14,18 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from pool import _validate, dists
+from pool import _validate, dists, traces
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
-TRACE_COLUMNS = ("arrival", "service", "priority", "cpu_fraction", "affinity")
+TRACE_COLUMNS = ("arrival", "service", "priority", "cpu_fraction", "affinity", "gil_share")
 
 
 @dataclass(frozen=True, eq=False)
@@ -36,8 +37,11 @@ class Workload:
     priority: IntArray
     cpu_fraction: FloatArray
     affinity: IntArray
+    gil_share: FloatArray = None  # type: ignore[assignment]  # None: every task holds the lock
 
     def __post_init__(self) -> None:
+        if self.gil_share is None:
+            object.__setattr__(self, "gil_share", np.ones(np.shape(self.arrival)))
         arrays = {name: _numeric(name, getattr(self, name)) for name in TRACE_COLUMNS}
         n_tasks = arrays["arrival"].shape[0]
         for name, array in arrays.items():
@@ -76,10 +80,27 @@ class Workload:
         workers = _validate.integer_at_least("workers", workers, 1)
         return self.arrival_rate * self.mean_service / workers
 
+    @property
+    def parts(self) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Each task's service split in seconds: (lock-holding CPU, lock-free CPU, waiting).
+
+        Both pools perform a task's parts in one order: it waits (a request), then
+        computes holding the lock (Python), then computes without it (C code)."""
+        cpu = self.service * self.cpu_fraction
+        held = cpu * self.gil_share
+        return held, cpu - held, self.service - cpu
+
     def head(self, n_tasks: int) -> Workload:
         """The first ``n_tasks`` tasks."""
         n_tasks = _validate.integer_at_least("n_tasks", n_tasks, 1)
         return Workload(*(getattr(self, name)[:n_tasks] for name in TRACE_COLUMNS))
+
+    def replace(self, **columns: Any) -> Workload:
+        """A copy with the named columns (from :data:`TRACE_COLUMNS`) replaced."""
+        unknown = sorted(set(columns) - set(TRACE_COLUMNS))
+        if unknown:
+            raise ValueError(f"unknown workload column(s) {unknown}; columns: {TRACE_COLUMNS}")
+        return Workload(**{name: columns.get(name, getattr(self, name)) for name in TRACE_COLUMNS})
 
     def with_affinity(self, workers: int, hot_share: float, seed: int = 0) -> Workload:
         """A copy where tasks prefer workers unevenly: ``hot_share`` of them prefer slot 0.
@@ -93,13 +114,16 @@ class Workload:
         rng = np.random.default_rng(np.random.SeedSequence(_seed(seed)).spawn(1)[0])
         hot = rng.random(len(self)) < hot_share
         affinity = np.where(hot, 0, rng.integers(0, workers, len(self))).astype(np.int64)
-        return Workload(self.arrival, self.service, self.priority, self.cpu_fraction, affinity)
+        return self.replace(affinity=affinity)
 
-    def with_cpu_fraction(self, cpu_fraction: float) -> Workload:
-        """A copy where every task spends ``cpu_fraction`` of its service holding the GIL."""
+    def with_cpu_fraction(self, cpu_fraction: float, gil_share: float = 1.0) -> Workload:
+        """A copy where every task computes for ``cpu_fraction`` of its service, holding the
+        interpreter lock for ``gil_share`` of that computing (1: pure Python)."""
         fraction = _validate.probability("cpu_fraction", cpu_fraction)
-        cpu = np.full(len(self), fraction)
-        return Workload(self.arrival, self.service, self.priority, cpu, self.affinity)
+        share = _validate.probability("gil_share", gil_share)
+        return self.replace(
+            cpu_fraction=np.full(len(self), fraction), gil_share=np.full(len(self), share)
+        )
 
     def to_frame(self) -> pd.DataFrame:
         """The workload as a DataFrame with the trace columns."""
@@ -107,46 +131,17 @@ class Workload:
 
     def to_trace(self, path: str | os.PathLike[str]) -> None:
         """Write the workload to ``path`` (.csv or .parquet); :meth:`from_trace` reads it back."""
-        target = Path(path)
-        frame = self.to_frame()
-        if target.suffix == ".csv":
-            frame.to_csv(target, index=False, float_format="%.17g")
-        elif target.suffix in (".parquet", ".pq"):
-            frame.to_parquet(target, index=False)
-        else:
-            raise ValueError(f"path must end in .csv or .parquet, got {str(path)!r}")
+        traces.write_trace(self, path)
 
     @classmethod
     def from_trace(cls, source: str | os.PathLike[str] | pd.DataFrame) -> Workload:
-        """Read a workload from a DataFrame or a .csv / .parquet file.
+        """Read a workload from a DataFrame or a .csv / .parquet file (see :mod:`pool.traces`).
 
         Columns ``arrival`` and ``service`` (seconds) are required; ``priority``,
-        ``cpu_fraction`` and ``affinity`` are optional. Rows are sorted by arrival.
+        ``cpu_fraction``, ``affinity`` and ``gil_share`` are optional. Rows are sorted by
+        arrival; a bad value is reported with its column and first row.
         """
-        frame = _read_trace(source)
-        missing = [name for name in ("arrival", "service") if name not in frame.columns]
-        if missing:
-            raise ValueError(f"trace is missing column(s) {missing}; it needs arrival and service")
-        if len(frame) == 0:
-            raise ValueError("trace must contain at least one task")
-        frame = frame.sort_values("arrival", kind="stable")
-        n_tasks = len(frame)
-
-        def column(name: str, default: float, dtype: type) -> Any:
-            if name not in frame.columns:
-                return np.full(n_tasks, default, dtype=dtype)
-            values = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64)
-            if not np.all(np.isfinite(values)):
-                raise ValueError(f"trace column {name} must hold finite numbers")
-            return values.astype(dtype)
-
-        return cls(
-            column("arrival", 0.0, np.float64),
-            column("service", 0.0, np.float64),
-            column("priority", 0, np.int64),
-            column("cpu_fraction", 0.0, np.float64),
-            column("affinity", -1, np.int64),
-        )
+        return traces.read_trace(source)
 
     @classmethod
     def poisson(
@@ -157,14 +152,23 @@ class Workload:
         priorities: Mapping[int, float] | None = None,
         seed: int = 0,
         cpu_fraction: float = 0.0,
+        gil_share: float = 1.0,
     ) -> Workload:
         """Poisson arrivals at ``rate`` tasks/s; services drawn from ``service``.
 
         ``priorities`` maps class (0 most urgent) to its share of tasks; shares sum to 1.
+        Every task computes for ``cpu_fraction`` of its service, ``gil_share`` of that
+        holding the interpreter lock.
         """
         rate = _validate.positive("rate", rate)
         return cls.renewal(
-            dists.Exponential(1.0 / rate), service, n_tasks, priorities, seed, cpu_fraction
+            dists.Exponential(1.0 / rate),
+            service,
+            n_tasks,
+            priorities,
+            seed,
+            cpu_fraction,
+            gil_share,
         )
 
     @classmethod
@@ -176,13 +180,15 @@ class Workload:
         priorities: Mapping[int, float] | None = None,
         seed: int = 0,
         cpu_fraction: float = 0.0,
+        gil_share: float = 1.0,
     ) -> Workload:
         """Arrivals with independent gaps drawn from ``interarrival`` (a G/G/c workload)."""
         interarrival = dists.check("interarrival", interarrival)
         n_tasks = _validate.integer_at_least("n_tasks", n_tasks, 1)
         gap_rng, service_rng, class_rng = _generators(seed, 3)
         arrival = np.cumsum(interarrival.sample(gap_rng, n_tasks))
-        return _assemble(arrival, service, priorities, class_rng, service_rng, cpu_fraction)
+        workload = _assemble(arrival, service, priorities, class_rng, service_rng)
+        return workload.with_cpu_fraction(cpu_fraction, gil_share)
 
     @classmethod
     def steps(
@@ -192,6 +198,7 @@ class Workload:
         priorities: Mapping[int, float] | None = None,
         seed: int = 0,
         cpu_fraction: float = 0.0,
+        gil_share: float = 1.0,
     ) -> Workload:
         """Piecewise-constant Poisson load: ``rates`` is a list of (duration s, rate tasks/s).
 
@@ -211,7 +218,8 @@ class Workload:
         arrival = np.concatenate(arrivals) if arrivals else np.empty(0)
         if arrival.size == 0:
             raise ValueError("rates produce no tasks; give at least one positive rate")
-        return _assemble(arrival, service, priorities, class_rng, service_rng, cpu_fraction)
+        workload = _assemble(arrival, service, priorities, class_rng, service_rng)
+        return workload.with_cpu_fraction(cpu_fraction, gil_share)
 
     @classmethod
     def bursty(
@@ -248,7 +256,7 @@ class Workload:
                 produced += count
             start, on = start + length, not on
         arrival = np.concatenate(chunks)[:n_tasks]
-        return _assemble(arrival, service, priorities, class_rng, service_rng, 0.0)
+        return _assemble(arrival, service, priorities, class_rng, service_rng)
 
 
 def _phases(rates: Any) -> list[tuple[Any, Any]]:
@@ -268,17 +276,15 @@ def _assemble(
     priorities: Mapping[int, float] | None,
     class_rng: np.random.Generator,
     service_rng: np.random.Generator,
-    cpu_fraction: float,
 ) -> Workload:
     service = dists.check("service", service)
     n_tasks = arrival.shape[0]
     priority = _draw_classes(priorities, class_rng, n_tasks)
-    fraction = _validate.probability("cpu_fraction", cpu_fraction)
     return Workload(
         arrival,
         service.sample(service_rng, n_tasks),
         priority,
-        np.full(n_tasks, fraction),
+        np.zeros(n_tasks),
         np.full(n_tasks, -1, dtype=np.int64),
     )
 
@@ -310,37 +316,21 @@ def _numeric(name: str, values: Any) -> npt.NDArray[Any]:
 
 def _check_columns(arrays: Mapping[str, npt.NDArray[Any]]) -> None:
     arrival, service = arrays["arrival"], arrays["service"]
-    if not (np.all(np.isfinite(arrival)) and np.all(arrival >= 0)):
-        raise ValueError("arrival must hold finite, non-negative times")
-    if np.any(np.diff(arrival) < 0):
-        raise ValueError("arrival must be sorted in non-decreasing order")
-    if not (np.all(np.isfinite(service)) and np.all(service >= 0)):
-        raise ValueError("service must hold finite, non-negative durations")
-    cpu = arrays["cpu_fraction"]
-    if not (np.all(cpu >= 0) and np.all(cpu <= 1)):
-        raise ValueError("cpu_fraction must lie in [0, 1]")
-    if np.any(arrays["priority"] < 0):
-        raise ValueError("priority must be >= 0 (0 is the most urgent)")
-    if np.any(arrays["affinity"] < -1):
-        raise ValueError("affinity must be a worker slot >= 0, or -1 for none")
+    _require("arrival", arrival, np.isfinite(arrival) & (arrival >= 0), "finite, >= 0 seconds")
+    _require("arrival", arrival, np.append(True, np.diff(arrival) >= 0), "in non-decreasing order")
+    _require("service", service, np.isfinite(service) & (service >= 0), "finite, >= 0 seconds")
+    for name in ("cpu_fraction", "gil_share"):
+        values = arrays[name]
+        _require(name, values, (values >= 0) & (values <= 1), "in [0, 1]")
+    _require("priority", arrays["priority"], arrays["priority"] >= 0, ">= 0 (0 is the most urgent)")
+    affinity = arrays["affinity"]
+    _require("affinity", affinity, affinity >= -1, "a worker slot >= 0, or -1 for none")
 
 
-def _read_trace(source: str | os.PathLike[str] | pd.DataFrame) -> pd.DataFrame:
-    if isinstance(source, pd.DataFrame):
-        return source
-    if not isinstance(source, str | os.PathLike):
-        raise ValueError(f"trace source must be a path or a DataFrame, got {source!r}")
-    path = Path(source)
-    if not path.is_file():
-        raise ValueError(f"trace file {str(path)!r} does not exist")
-    try:
-        if path.suffix == ".csv":
-            return pd.read_csv(path)
-        if path.suffix in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-    except Exception as error:  # any parser failure is a malformed trace
-        raise ValueError(f"trace file {str(path)!r} could not be read: {error}") from None
-    raise ValueError(f"trace file must end in .csv or .parquet, got {str(path)!r}")
+def _require(name: str, values: npt.NDArray[Any], good: npt.NDArray[np.bool_], what: str) -> None:
+    """A ValueError naming the column and its first bad row unless every row is ``good``."""
+    if not good.all():
+        raise ValueError(f"{name} must be {what}" + traces.first_bad_row(name, ~good, values))
 
 
 def _seed(seed: int) -> int:

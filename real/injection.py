@@ -3,8 +3,10 @@
 :func:`real.run` uses it to make the real pool suffer the very faults the model is given
 (the same :meth:`pool.FaultPlan.schedule`). A crash makes the worker thread stop
 heartbeating and end without reporting; a hang freezes it and silences its heartbeat
-for the hang's duration. Service is performed by :meth:`Injector.perform`: the CPU part
-as a busy loop that holds the interpreter lock, the rest as an interruptible sleep.
+for the hang's duration. Service is performed by :meth:`Injector.perform` in the three
+parts of :attr:`pool.Workload.parts`, in their order (see :mod:`real.work`): an
+interruptible sleep, a busy loop that holds the interpreter lock, and hashing that
+releases it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy.typing as npt
 from pool.faults import Fault
 from pool.records import Recorder
 from real.threaded_pool import ThreadedPool
+from real.work import LockFreeWork, hold_lock_for
 from real.worker import ThreadWorker, WorkerCrash
 
 
@@ -43,9 +46,9 @@ class Injector:
         self.faults = list(faults)
         self.failures = None if failures is None else failures.tolist()
         self.poison = poison
-        wl = recorder.workload
-        self.service = wl.service.tolist()
-        self.cpu = wl.cpu_fraction.tolist()
+        held, free, wait = recorder.workload.parts
+        self.parts = list(zip(held.tolist(), free.tolist(), wait.tolist(), strict=True))
+        self.lock_free = LockFreeWork() if free.any() else None
         # Faults that reached a worker: (pool time, kind, seconds they freeze it for).
         self._pending: dict[int, deque[tuple[float, str, float]]] = {}
         self._stop = threading.Event()
@@ -102,11 +105,14 @@ class Injector:
         assert worker is not None, "perform runs on the pool's worker threads"
         if task in self.poison:
             self._crash_self(worker, task)
-        service = self.service[task]
-        cpu_part = service * self.cpu[task]
-        if cpu_part > 0:
-            self._spin(worker, cpu_part)
-        self._hold(worker, service - cpu_part)
+        held, free, wait = self.parts[task]
+        self._hold(worker, wait)
+        if held > 0:
+            self._spin(worker, held)
+        if free > 0 and self.lock_free is not None:
+            self.lock_free.compute(free)
+            if worker.interrupt.is_set():  # faults that came during the call
+                self._hold(worker, self._take_faults(worker))
         if self.failures is not None and self.failures[task][self.rec.attempts[task] - 1]:
             raise InjectedError(f"task {task} failed (injected)")
 
@@ -126,13 +132,13 @@ class Injector:
                 end += self._take_faults(worker)
 
     def _spin(self, worker: ThreadWorker, cpu_seconds: float) -> None:
-        """Burn ``cpu_seconds`` of this thread's CPU time, holding the interpreter lock."""
+        """Burn ``cpu_seconds`` of this thread's CPU time, holding the interpreter lock;
+        a fault that comes meanwhile is served (a hang sleeps, a crash raises) first."""
         end = time.thread_time() + cpu_seconds
-        while time.thread_time() < end:
+        while (remaining := end - time.thread_time()) > 0:
+            hold_lock_for(remaining, worker.interrupt.is_set)
             if worker.interrupt.is_set():
                 self._hold(worker, self._take_faults(worker))
-            for _ in range(200):
-                pass
 
     def _take_faults(self, worker: ThreadWorker) -> float:
         """Apply the faults that interrupted ``worker``'s current attempt: raise on a crash,

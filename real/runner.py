@@ -11,6 +11,7 @@ from __future__ import annotations
 import concurrent.futures
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from pool import _validate
@@ -32,12 +33,16 @@ def run(
     recovery: Recovery | None = None,
     seed: int = 0,
     timeout: float | None = None,
+    perform: Callable[[int], Any] | None = None,
 ) -> RunResult:
     """Run ``workload`` on a real pool of ``workers`` threads under ``policy``.
 
     ``timeout`` (seconds, default: three times the workload's span plus its total service
     per worker, plus 30 s) bounds the wait; tasks unfinished by then are reported
-    ``lost``. Takes as long as the workload lasts in real time.
+    ``lost``. Takes as long as the workload lasts in real time. ``perform(task)``, if
+    given, is what task ``task`` (its index) does, in place of the stand-in service the
+    workload describes: real code, replayed at the workload's arrivals; the FaultPlan's
+    crashes and hangs then cannot be injected (they interrupt the stand-in service).
     """
     if not isinstance(workload, Workload):
         raise ValueError(f"workload must be a pool.Workload, got {workload!r}")
@@ -48,6 +53,11 @@ def run(
     if recovery is not None and not isinstance(recovery, Recovery):
         raise ValueError(f"recovery must be a Recovery or None, got {recovery!r}")
     faults, recovery = faults or FaultPlan(), recovery or Recovery()
+    if perform is not None and not callable(perform):
+        raise ValueError(f"perform must be a callable of the task index, got {perform!r}")
+    stand_in_faults = faults.crashes or faults.hangs or faults.crash_mtbf or faults.hang_mtbf
+    if perform is not None and (stand_in_faults or faults.poison_tasks):
+        raise ValueError("faults: crashes, hangs and poison need the stand-in service, not perform")
     streams = run_streams(seed)
     total_service = float(workload.service.sum())
     if timeout is None:
@@ -71,7 +81,7 @@ def run(
     try:
         injector.start()
         resolved = _Countdown(len(workload))
-        _replay(pool, injector, workload, resolved)
+        _replay(pool, perform or injector.perform, workload, resolved)
         resolved.done.wait(timeout)
     finally:
         injector.stop()
@@ -104,11 +114,13 @@ class _Countdown:
 
 
 def _replay(
-    pool: ThreadedPool, injector: Injector, workload: Workload, resolved: _Countdown
+    pool: ThreadedPool,
+    perform: Callable[[int], Any],
+    workload: Workload,
+    resolved: _Countdown,
 ) -> None:
     arrival, priority = workload.arrival.tolist(), workload.priority.tolist()
     affinity = workload.affinity.tolist()
-    perform = injector.perform
     for task, due in enumerate(arrival):
         wait = due - pool.now()
         if wait > 0:  # never early: a task must not start before it arrives

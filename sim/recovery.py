@@ -112,6 +112,11 @@ class FaultHandler:
             raise Crashed
         yield from self.hold(worker, remaining + duration)
 
+    def serve_fault(self, worker: SimWorker) -> Callable[[simpy.Interrupt], SimEvents]:
+        """How ``worker`` answers a fault that interrupts its computing or its wait for
+        the interpreter lock: a crash ends it, a hang freezes it (see :meth:`resume`)."""
+        return lambda interrupt: self.resume(worker, interrupt, 0.0)
+
     def hold(self, worker: SimWorker, duration: float) -> SimEvents:
         """Spend ``duration`` seconds working; hangs extend it, a crash ends the worker."""
         end = self.env.now + duration

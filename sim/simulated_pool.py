@@ -21,6 +21,7 @@ from pool.records import DONE, PENDING, Recorder
 from pool.results import RunResult
 from pool.seeding import run_streams
 from pool.tasks import Workload
+from sim.cpu import Processor
 from sim.worker import Crashed, SimWorker
 
 SimEvents = Generator[simpy.Event, Any, None]
@@ -76,8 +77,6 @@ class _Run:
         self.rec = Recorder(workload, config.workers)
         self.policy.reset(range(config.workers), self.streams.policy)
         self.durations = self._durations(workload, config.overhead)
-        self.cpu = workload.cpu_fraction.tolist() if workload.cpu_fraction.any() else None
-        self.gil = simpy.Resource(self.env, capacity=1) if self.cpu else None
         self.priority = workload.priority.tolist()
         self.affinity = workload.affinity.tolist()
         self.slots: dict[int, SimWorker] = {}
@@ -87,8 +86,21 @@ class _Run:
         self.all_done = self.env.event()
         if not self.unfinished:
             self.all_done.succeed()
-        self.thread_start = config.overhead.thread_start
-        self.dispatch = config.overhead.dispatch
+        overhead = config.overhead
+        self.thread_start = overhead.thread_start
+        self.dispatch = overhead.dispatch
+        self.cpu: Processor | None = None
+        if workload.cpu_fraction.any() or overhead.models_cpu:
+            self.cpu = Processor(
+                self.env,
+                overhead.cores,
+                overhead.switch_interval,
+                overhead.gil_handoff,
+                overhead.busy_handoff,
+            )
+            held, free, wait = workload.parts
+            wait = wait + overhead.sleep_overshoot * (wait > 0)
+            self.parts = list(zip(held.tolist(), free.tolist(), wait.tolist(), strict=True))
         self.faults = FaultHandler(self, config.faults, config.workers)
         self.config = config
 
@@ -104,7 +116,7 @@ class _Run:
     def execute(self) -> RunResult:
         for slot in range(self.config.workers):
             self.start_worker(slot)
-        self.env.process(self._arrivals())
+        self.env.process(self._arrivals() if self.cpu is None else self._submitter())
         self.faults.start()
         if self.policy.decision_interval is not None:
             from sim.scaling import scaler
@@ -138,6 +150,21 @@ class _Run:
                 now = arrival
             submit(task)
 
+    def _submitter(self) -> SimEvents:
+        """Arrivals as a thread of the process submits them: it sleeps until each is due
+        (waking late by the sleep overshoot) and runs ``submit`` holding the lock."""
+        assert self.cpu is not None
+        env, cpu, submit = self.env, self.cpu, self.submit
+        cost, overshoot = self.config.overhead.submit, self.config.overhead.sleep_overshoot
+        thread = "submitter"
+        for task, arrival in enumerate(self.workload.arrival.tolist()):
+            if arrival > env.now:
+                yield env.timeout(arrival - env.now + overshoot)
+            yield from cpu.acquire(thread, _no_faults)
+            yield from cpu.hold(thread, cost, _no_faults)
+            submit(task)
+            cpu.release(thread)
+
     def submit(self, task: int) -> None:
         """Hand ``task`` to the policy and wake a worker that can take it."""
         target = self.policy.submit(task, self.priority[task], self.affinity[task], self.env.now)
@@ -168,17 +195,21 @@ class _Run:
 
     def _work(self, worker: SimWorker) -> SimEvents:
         try:
-            yield from self._serve(worker)
+            yield from (self._serve(worker) if self.cpu is None else self._serve_on_cpu(worker))
         except Crashed:
             if self.idle.get(worker.slot) is worker:
                 del self.idle[worker.slot]
             self.pass_wake()
+        finally:
+            if self.cpu is not None:
+                self.cpu.forget(worker)
 
     def _serve(self, worker: SimWorker) -> SimEvents:
         # The hot loop of the model: locals instead of attribute lookups, one read of
-        # the clock per step, and the idle wait inlined (no generator per idle spell).
+        # the clock per step, and what _idle, _begin and _end do written out inline
+        # (a method call per task costs a tenth of the model's speed).
         env, policy, rec, slot, idle = self.env, self.policy, self.rec, worker.slot, self.idle
-        durations, faults, cpu = self.durations, self.faults, self.cpu
+        durations, faults = self.durations, self.faults
         starts, ends, status, workers, attempts = (
             rec.start,
             rec.end,
@@ -212,15 +243,12 @@ class _Run:
             attempts[task] += 1
             if watch_attempts:
                 faults.attempt_started(worker, task)
-            if cpu is not None and cpu[task] > 0:
-                yield from self._cpu_bound(worker, task)
-            else:
-                duration = durations[task]
-                worker.attempt_end = now + duration
-                try:
-                    yield timeout(duration)
-                except simpy.Interrupt as interrupt:
-                    yield from faults.resume(worker, interrupt, worker.attempt_end - env.now)
+            duration = durations[task]
+            worker.attempt_end = now + duration
+            try:
+                yield timeout(duration)
+            except simpy.Interrupt as interrupt:
+                yield from faults.resume(worker, interrupt, worker.attempt_end - env.now)
             if worker.declared_dead:
                 faults.discard(worker, task)
                 break
@@ -239,31 +267,106 @@ class _Run:
         if worker.retiring and not worker.declared_dead:
             self.retired(worker)
 
+    def _serve_on_cpu(self, worker: SimWorker) -> SimEvents:
+        """The worker loop where tasks compute (see :mod:`sim.cpu`): the thread needs the
+        interpreter lock to run the pool's code, and each task's parts take the lock, the
+        cores, or neither (waiting)."""
+        cpu, policy, slot, faults = self.cpu, self.policy, worker.slot, self.faults
+        assert cpu is not None
+        served = faults.serve_fault(worker)
+        task = -1
+        while task >= 0 or not (worker.retiring or worker.declared_dead):
+            yield from cpu.acquire(worker, served)
+            if task >= 0:  # the last attempt ends once its thread runs Python again
+                if worker.declared_dead:
+                    faults.discard(worker, task)
+                    break
+                self._end(worker, task)
+                task = -1
+                continue
+            if worker.retiring or worker.declared_dead:  # while it waited for the lock
+                break
+            taken = policy.next_task(slot, self.env.now)
+            if taken is None and policy.can_steal and self._take_steal(worker):
+                if policy.steal_latency > 0:  # the real pool sleeps without its locks
+                    cpu.release(worker)
+                    yield from faults.hold(worker, policy.steal_latency)
+                    continue
+                taken = policy.next_task(slot, self.env.now)
+            if taken is None:
+                cpu.release(worker)
+                yield from self._idle(worker)
+                continue
+            task = taken
+            self._begin(worker, task)
+            held, free, wait = self.parts[task]
+            yield from cpu.hold(worker, self.dispatch, served)
+            if wait > 0:  # a task waits first (a request), then computes on the answer
+                cpu.release(worker)
+                yield from faults.hold(worker, wait)
+                yield from cpu.acquire(worker, served)
+            yield from cpu.hold(worker, held, served)
+            if free > 0:
+                cpu.release(worker)
+                yield from cpu.compute(worker, free, served)
+        if worker.retiring and not worker.declared_dead:
+            self.retired(worker)
+
+    def _idle(self, worker: SimWorker) -> SimEvents:
+        """Wait until a submit wakes this worker (or a fault reaches it)."""
+        slot, idle = worker.slot, self.idle
+        worker.wake = self.env.event()
+        idle[slot] = worker
+        try:
+            yield worker.wake
+        except simpy.Interrupt as interrupt:
+            if idle.get(slot) is worker:
+                del idle[slot]
+            else:  # it was woken for a task it cannot take now: pass that on
+                self.pass_wake()
+            yield from self.faults.resume(worker, interrupt, 0.0)
+
+    def _begin(self, worker: SimWorker, task: int) -> None:
+        rec, now = self.rec, self.env.now
+        worker.task = task
+        self.busy += 1
+        rec.start[task], rec.worker[task] = now, worker.slot
+        rec.attempts[task] += 1
+        if self.faults.watch_attempts:
+            self.faults.attempt_started(worker, task)
+
+    def _end(self, worker: SimWorker, task: int) -> None:
+        """``worker``'s attempt of ``task`` ended: it succeeded or raised."""
+        rec, faults = self.rec, self.faults
+        worker.task = -1
+        self.busy -= 1
+        if faults.failures is not None and faults.attempt_raised(task):
+            faults.attempt_failed(task, "error")
+        elif rec.status[task] == PENDING:
+            rec.end[task] = self.env.now
+            rec.status[task] = DONE
+            self.unfinished -= 1
+            if not self.unfinished:
+                self.all_done.succeed()
+        else:
+            faults.discard(worker, task)
+
     def _steal(self, worker: SimWorker) -> Generator[simpy.Event, Any, bool]:
-        taken = self.policy.steal(worker.slot, self.env.now)
-        if taken is None:
+        if not self._take_steal(worker):
             return False
-        _victim, tasks = taken
-        for task in tasks:
-            self.rec.stolen[task] = True
-            self.rec.event(self.env.now, "steal", worker.slot, task)
         if self.policy.steal_latency > 0:
             yield from self.faults.hold(worker, self.policy.steal_latency)
         return True
 
-    def _cpu_bound(self, worker: SimWorker, task: int) -> SimEvents:
-        assert self.gil is not None and self.cpu is not None
-        duration = self.durations[task]
-        # The pool's own per-task work is Python too: it holds the interpreter lock
-        # along with the task's CPU part.
-        cpu_part = self.workload.service[task] * self.cpu[task] + self.dispatch
-        request = self.gil.request()
-        try:
-            yield from self.faults.wait_for(worker, request)
-            yield from self.faults.hold(worker, cpu_part)
-        finally:
-            self.gil.release(request) if request.triggered else request.cancel()
-        yield from self.faults.hold(worker, duration - cpu_part)
+    def _take_steal(self, worker: SimWorker) -> bool:
+        """``worker`` steals per the policy; whether it took anything."""
+        taken = self.policy.steal(worker.slot, self.env.now)
+        if taken is None:
+            return False
+        for task in taken[1]:
+            self.rec.stolen[task] = True
+            self.rec.event(self.env.now, "steal", worker.slot, task)
+        return True
 
     def retire(self, slot: int) -> None:
         """Scale-down: ``slot`` takes no new work; it leaves after its running task."""
@@ -288,6 +391,12 @@ class _Run:
         """A worker leaves or freezes, perhaps woken for a queued task: wake another."""
         if self.idle and self.policy.queued():
             self.idle.popitem()[1].wake.succeed()
+
+
+def _no_faults(interrupt: simpy.Interrupt) -> SimEvents:
+    """The submitter suffers no faults: nothing interrupts it."""
+    raise AssertionError(f"the submitter was interrupted: {interrupt.cause!r}")
+    yield
 
 
 def run(

@@ -294,6 +294,37 @@ def test_from_trace_frames(call: Callable[[], object], pattern: str) -> None:
     check(call, pattern)
 
 
+def gil_trace(values: list[object]) -> pd.DataFrame:
+    return pd.DataFrame({"arrival": [0.0, 0.1, 0.2], "service": [0.1] * 3, "gil_share": values})
+
+
+@cases(
+    ("gil-above-one", lambda: Workload.from_trace(gil_trace([0.2, 1.0, 1.5])), "gil_share.*row 2"),
+    ("gil-missing", lambda: Workload.from_trace(gil_trace([0.2, None, 1.0])), "gil_share.*row 1"),
+    ("gil-inf", lambda: Workload.from_trace(gil_trace([INF, 0.5, 1.0])), "gil_share.*row 0"),
+    ("gil-text", lambda: Workload.from_trace(gil_trace([0.5, "half", 1.0])), "gil_share.*row 1"),
+)
+def test_from_trace_gil_share_names_the_column_and_the_row(
+    call: Callable[[], object], pattern: str
+) -> None:
+    check(call, pattern)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_trace_round_trip_keeps_gil_share(tmp_path: Path, suffix: str) -> None:
+    workload = Workload.poisson(50.0, dists.Exponential(0.01), 30, seed=4, cpu_fraction=0.4)
+    shares = np.linspace(0.0, 1.0, 30)
+    workload = workload.replace(gil_share=shares)
+    path = tmp_path / f"trace{suffix}"
+    workload.to_trace(path)
+    back = Workload.from_trace(path)
+    assert np.array_equal(back.gil_share, shares)
+    assert np.array_equal(back.service, workload.service)
+    # A trace without the column keeps today's meaning: computing holds the lock.
+    legacy = workload.to_frame().drop(columns="gil_share")
+    assert (Workload.from_trace(legacy).gil_share == 1.0).all()
+
+
 def test_from_trace_csv_with_nan(tmp_path: Path) -> None:
     path = tmp_path / "trace.csv"
     path.write_text("arrival,service\n0.0,0.1\n0.5,\n")
@@ -334,6 +365,11 @@ def test_from_trace_round_trip_and_sorting(tmp_path: Path) -> None:
     ("cpu-high", lambda: tiny_workload(cpu_fraction=np.array([0.0, 1.5, 0.0])), "cpu_fraction"),
     ("cpu-nan", lambda: tiny_workload(cpu_fraction=np.array([0.0, NAN, 0.0])), "cpu_fraction"),
     ("affinity", lambda: tiny_workload(affinity=np.array([-2, 0, 0])), "affinity"),
+    ("gil-high", lambda: tiny_workload(gil_share=np.array([0.0, 0.5, 1.5])), "gil_share.*row 2"),
+    ("gil-low", lambda: tiny_workload(gil_share=np.array([-0.1, 0.5, 1.0])), "gil_share.*row 0"),
+    ("gil-nan", lambda: tiny_workload(gil_share=np.array([0.0, NAN, 1.0])), "gil_share.*row 1"),
+    ("gil-short", lambda: tiny_workload(gil_share=np.array([0.0, 1.0])), "gil_share"),
+    ("gil-share", lambda: tiny_workload().with_cpu_fraction(0.5, gil_share=2.0), "gil_share"),
     ("text-arrival", lambda: tiny_workload(arrival=np.array(["a", "b", "c"])), "arrival"),
 )
 def test_workload_columns(call: Callable[[], object], pattern: str) -> None:

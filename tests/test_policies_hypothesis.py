@@ -67,6 +67,8 @@ class PolicyMachine(RuleBasedStateMachine):
         self.slots: set[int] = set()
         # Work stealing: which slot's queue holds each waiting task (None: no slot yet).
         self.placed: dict[int, int | None] = {}
+        # Work stealing: stolen tasks their thief has not taken yet (nobody may steal them).
+        self.reserved: set[int] = set()
 
     # -- set-up ---------------------------------------------------------------------
 
@@ -102,6 +104,7 @@ class PolicyMachine(RuleBasedStateMachine):
         assert task in self.waiting, f"task {task} handed out but not waiting"
         del self.waiting[task]
         self.order.remove(task)
+        self.reserved.discard(task)
         self.handed_out.append(task)
         if self.stealing:
             assert self.placed.pop(task) == worker, "worker ran a task from another queue"
@@ -185,7 +188,7 @@ class PolicyMachine(RuleBasedStateMachine):
             return
         assert self.policy.can_steal
         others = {
-            slot: [t for t in self.order if self.placed[t] == slot]
+            slot: [t for t in self.order if self.placed[t] == slot and t not in self.reserved]
             for slot in self.slots
             if slot != thief
         }
@@ -203,14 +206,16 @@ class PolicyMachine(RuleBasedStateMachine):
         assert tasks == queue[:expected], "a thief takes the victim's oldest tasks"
         if inner.victim == "longest":
             assert len(queue) == max(len(q) for q in others.values())
-        # The stolen tasks go to the head of the thief's queue, oldest first: in the
-        # model's global order they move just before the thief's first own task.
-        own = [t for t in self.order if self.placed[t] == thief]
+        # The stolen tasks go to the head of the thief's queue, oldest first, behind what
+        # it stole before and has not taken: in the model's global order they move just
+        # before the thief's first own task. Nobody else can steal them now.
+        own = [t for t in self.order if self.placed[t] == thief and t not in self.reserved]
         for task in tasks:
             self.placed[task] = thief
             self.order.remove(task)
         first_own = self.order.index(own[0]) if own else len(self.order)
         self.order[first_own:first_own] = tasks
+        self.reserved.update(tasks)
 
     @precondition(lambda self: len(self.slots) < MAX_SLOTS + 1)
     @rule(data=st.data())
@@ -240,6 +245,7 @@ class PolicyMachine(RuleBasedStateMachine):
         for task in returned:
             del self.waiting[task]
             self.order.remove(task)
+            self.reserved.discard(task)
             self.placed.pop(task, None)
         # The pool resubmits them.
         for index, task in enumerate(returned):

@@ -10,6 +10,7 @@ results), attempts consistent with the log of unsuccessful attempts.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -407,13 +408,29 @@ def test_calibrate_returns_plausible_overhead() -> None:
     overhead = real.calibrate(samples=100)
     assert isinstance(overhead, pool.Overhead)
     figures = overhead.as_dict()
-    assert set(figures) == {"dispatch", "sleep_overshoot", "thread_start"}
+    assert set(figures) == {
+        "dispatch",
+        "sleep_overshoot",
+        "thread_start",
+        "cores",
+        "switch_interval",
+        "gil_handoff",
+        "gil_handoff_busy",
+        "submit",
+    }
     for name, value in figures.items():
         assert np.isfinite(value), name
         assert value >= 0.0, name
     assert 0.0 < overhead.dispatch < 0.01
     assert overhead.sleep_overshoot < 0.05
     assert 0.0 < overhead.thread_start < 0.05
+    # The process gets at least one core and at most every core the machine has.
+    assert 0.5 <= overhead.cores <= (os.cpu_count() or 1) * 1.05
+    assert overhead.switch_interval == sys.getswitchinterval()
+    assert 0.0 <= overhead.gil_handoff < 0.005
+    assert 0.0 <= overhead.busy_handoff < 0.05
+    assert 0.0 < overhead.submit < 0.01
+    assert overhead.models_cpu
 
 
 @pytest.mark.parametrize("samples", [0, 5, 2.5, -1])
@@ -436,6 +453,29 @@ def test_real_run_bad_input() -> None:
         real.run(workload, "fifo", 2, recovery=3)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="timeout"):
         real.run(workload, "fifo", 2, timeout=-1.0)
+    with pytest.raises(ValueError, match="perform"):
+        real.run(workload, "fifo", 2, perform=3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="faults"):
+        real.run(workload, "fifo", 2, faults=FaultPlan(crashes=[(0.1, 0)]), perform=print)
+
+
+def test_real_run_performs_the_callers_code_at_the_arrivals() -> None:
+    # The workload's own service is a minute a task: had the stand-in run instead of the
+    # caller's code, no task would end before the run's 30 s timeout.
+    workload = busy_workload(n_tasks=40, service=60.0, rate=400.0)
+    seen: list[int] = []
+    lock = threading.Lock()
+
+    def perform(task: int) -> None:
+        with lock:
+            seen.append(task)
+        threading.Event().wait(0.002)
+
+    result = run(workload, "fifo", 3, perform=perform)
+    assert_accounted(result, workload, Recovery())
+    assert sorted(seen) == list(range(40)), "every task performed once, by the caller's code"
+    tasks = result.tasks
+    assert (tasks["start"] >= tasks["arrival"] - 1e-9).all()
 
 
 @pytest.mark.timeout(60)

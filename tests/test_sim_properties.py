@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,6 +13,7 @@ from pool import (
     FIFO,
     Autoscaling,
     FaultPlan,
+    Overhead,
     Policy,
     Priority,
     Recovery,
@@ -221,6 +224,29 @@ def test_random_faults_lose_nothing_and_count_nothing_twice(policy: str, seed: i
     assert {"crash", "hang", "detected", "restart", "retry"} <= kinds
 
 
+MACHINE = Overhead(dispatch=1e-4, sleep_overshoot=1e-4, cores=2.0, gil_handoff=5e-5, submit=2e-5)
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize("seed", [1, 2])
+def test_random_faults_on_the_cpu_model_lose_nothing(policy: str, seed: int) -> None:
+    # Tasks that compute, half of it holding the lock, on two cores: faults now reach
+    # workers while they wait for the lock, hold it or compute beside it.
+    wl = mixed_workload(seed).with_cpu_fraction(0.6, gil_share=0.5)
+    result = sim.run(
+        wl,
+        make_policy(policy),
+        workers=4,
+        faults=FAULTS,
+        recovery=RECOVERY,
+        seed=seed,
+        overhead=MACHINE,
+    )
+    check_conservation(result, wl, RECOVERY)
+    check_timeline(result)
+    assert {"crash", "hang", "detected", "restart", "retry"} <= set(result.events["kind"])
+
+
 @pytest.mark.parametrize("policy", POLICIES)
 def test_poison_tasks_and_crashes_under_every_policy(policy: str) -> None:
     wl = mixed_workload(seed=7, n_tasks=200)
@@ -369,9 +395,15 @@ def test_cpu_bound_tasks_serialise_on_the_interpreter_lock() -> None:
         cpu_fraction=np.full(4, 1.0),
         affinity=np.full(4, -1, np.int64),
     )
-    tasks = sim.run(wl, "fifo", workers=4).tasks
-    # Four pure-CPU tasks on four workers take turns on one lock: they end at 1, 2, 3, 4.
+    no_switching = Overhead(switch_interval=math.inf)
+    tasks = sim.run(wl, "fifo", workers=4, overhead=no_switching).tasks
+    # Four pure-CPU tasks on four workers take turns on one lock: with no switch interval
+    # each keeps it to its end, so they end at 1, 2, 3, 4.
     assert sorted(tasks["end"].tolist()) == pytest.approx([1.0, 2.0, 3.0, 4.0], abs=1e-12)
+    # With CPython's 5 ms switch interval they share it in 5 ms turns: all end near 4 s,
+    # one turn apart.
+    shared = sorted(sim.run(wl, "fifo", workers=4).tasks["end"].tolist())
+    assert shared == pytest.approx([3.985, 3.99, 3.995, 4.0], abs=1e-9)
     io = Workload(wl.arrival, wl.service, wl.priority, np.zeros(4), wl.affinity)
     assert sim.run(io, "fifo", workers=4).tasks["end"].tolist() == pytest.approx([1.0] * 4)
 
