@@ -14,6 +14,12 @@ from matplotlib.ticker import NullFormatter
 from experiments import storage
 
 QUANTILES = tuple(round(q, 2) for q in np.linspace(0.01, 0.99, 99))
+#: The panels of a parity chart of a pool's main figures: metric -> axis label.
+MAIN_METRICS = {
+    "throughput": "throughput (tasks/s)",
+    "mean_latency": "mean latency (s)",
+    "p95_latency": "p95 latency (s)",
+}
 COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 
 

@@ -68,11 +68,7 @@ def draw(results: pd.DataFrame, folder: Path) -> list[Path]:
     paths = [
         charts.parity(
             summary,
-            {
-                "throughput": "throughput (tasks/s)",
-                "mean_latency": "mean latency (s)",
-                "p95_latency": "p95 latency (s)",
-            },
+            charts.MAIN_METRICS,
             "policy",
             folder / "parity.png",
             "Measured against predicted (each point one cell)",

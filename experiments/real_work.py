@@ -15,17 +15,14 @@ The model gets the same arrivals and server delays, the solo times of the steps,
 the machine as ``real.calibrate`` measured it before the grid (without its sleep
 overshoot: a real task's waits are measured whole in its solo time).
 
-Before measuring, a cell moves the objects the process already holds (pandas,
-matplotlib, SimPy: about 140,000) out of the garbage collector's reach
-(``gc.freeze``), as long-running servers do after start-up: otherwise each full
-collection walks them all, holding the lock for up to 130 ms, and the tasks that
-meet one measure the harness's heap, not themselves (the model has no collector).
+As every cell that measures the real pool, it runs with the harness's own heap out of
+the garbage collector's reach (:func:`experiments.execution.quiet_collector`): a full
+collection of it held the lock for up to 130 ms, and the model has no collector.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import gc
 from pathlib import Path
 
 import numpy as np
@@ -65,8 +62,6 @@ def run_cell(cell: Cell, context: Context) -> list[Row]:
     """Profile the tasks alone, measure the capacity, then the two loads; predict each."""
     mix, workers, seconds = MIXES[cell["mix"]], cell["workers"], cell["seconds"]
     rng = np.random.default_rng(np.random.SeedSequence(context.seed))
-    gc.collect()
-    gc.freeze()
     machine = dataclasses.replace(context.overhead, sleep_overshoot=0.0)
     rows: list[Row] = []
     with LocalServer() as server:
@@ -131,11 +126,7 @@ def draw(results: pd.DataFrame, folder: Path) -> list[Path]:
     paths = [
         charts.parity(
             summary,
-            {
-                "throughput": "throughput (tasks/s)",
-                "mean_latency": "mean latency (s)",
-                "p95_latency": "p95 latency (s)",
-            },
+            charts.MAIN_METRICS,
             "mix",
             folder / "parity.png",
             "Real tasks: measured against predicted (each point a mix, pool size and load)",

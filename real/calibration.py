@@ -10,14 +10,16 @@ a hand-over of the interpreter lock costs. See ``docs/model.md`` for how each is
 
 from __future__ import annotations
 
+import gc
 import itertools
 import os
 import statistics
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -38,6 +40,24 @@ def calibrate(samples: int = 400, sleep_seconds: float = 0.005) -> Overhead:
     """
     samples = _validate.integer_at_least("samples", samples, 10)
     sleep_seconds = _validate.positive("sleep_seconds", sleep_seconds)
+    with _collector_paused():
+        return _measure(samples, sleep_seconds)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No garbage collection while timing: a full collection of a large heap would land
+    in one figure (tens of ms amid microseconds); the model has no collector."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _measure(samples: int, sleep_seconds: float) -> Overhead:
     return Overhead(
         dispatch=_dispatch(samples * 10),
         sleep_overshoot=_sleep_overshoot(samples // 4, sleep_seconds),

@@ -21,7 +21,7 @@ from pool.records import Recorder
 from pool.results import RunResult
 from pool.seeding import run_streams
 from pool.tasks import Workload
-from real.injection import InjectedError, Injector
+from real.injection import InjectedError, Injector, lock_free_work
 from real.threaded_pool import ThreadedPool
 
 
@@ -68,6 +68,8 @@ def run(
     schedule = faults.schedule(range(max(workers, max_workers)), horizon, streams.faults)
     failures = faults.attempt_failures(len(workload), recovery.max_attempts, streams.failures)
     recorder = Recorder(workload, workers)
+    # Measured now, not on the pool's clock: the replay must start when the pool does.
+    lock_free = lock_free_work(workload) if perform is None and workload.parts[1].any() else None
     pool = ThreadedPool(
         policy,
         workers,
@@ -77,7 +79,8 @@ def run(
         name="poolbench-run",
         recorder=recorder,
     )
-    injector = Injector(pool, recorder, schedule, failures, frozenset(faults.poison_tasks))
+    poison = frozenset(faults.poison_tasks)
+    injector = Injector(pool, recorder, schedule, failures, poison, lock_free)
     try:
         injector.start()
         resolved = _Countdown(len(workload))

@@ -11,6 +11,7 @@ call, as real C code releases it), and waiting (an interruptible sleep).
 from __future__ import annotations
 
 import hashlib
+import statistics
 import time
 from collections.abc import Callable
 
@@ -22,12 +23,16 @@ class LockFreeWork:
     """Burns CPU seconds in C code that releases the interpreter lock (SHA-256).
 
     ``bytes_per_second`` is measured once, on this thread, when the object is made
-    (about 0.1 s): a single thread's hashing speed with nothing else running.
+    (about 0.1 s): a single thread's hashing speed with nothing else running, on calls
+    of the size that computing ``typical_seconds`` takes (a call over more memory than
+    the caches hold is slower per byte).
     """
 
-    def __init__(self, sample_seconds: float = 0.1) -> None:
+    def __init__(self, sample_seconds: float = 0.1, typical_seconds: float = 0.003) -> None:
         self._buffer = memoryview(bytes(_BUFFER_BYTES))
-        self.bytes_per_second = hashing_speed(self._buffer, sample_seconds)
+        rough = hashing_speed(self._buffer, sample_seconds / 4, 1 << 20)
+        size = int(min(max(typical_seconds * rough, 1 << 16), _BUFFER_BYTES))
+        self.bytes_per_second = hashing_speed(self._buffer, sample_seconds, size)
 
     def compute(self, seconds: float) -> None:
         """Spend about ``seconds`` of this thread's CPU time hashing, without the lock."""
@@ -38,17 +43,21 @@ class LockFreeWork:
             remaining -= chunk
 
 
-def hashing_speed(buffer: memoryview, sample_seconds: float) -> float:
-    """Bytes per CPU second that ``hashlib.sha256`` hashes on this thread, measured on
-    calls of a few megabytes (as :meth:`LockFreeWork.compute` makes them: hashing a
-    buffer larger than the caches is slower per byte than hashing a small one)."""
-    chunk = buffer[: min(len(buffer), 4 << 20)]
-    hashlib.sha256(chunk)  # warm the code and the buffer's pages
-    hashed, started = 0, time.thread_time()
-    while (spent := time.thread_time() - started) < sample_seconds:
+def hashing_speed(buffer: memoryview, sample_seconds: float, call_bytes: int) -> float:
+    """Bytes per CPU second that ``hashlib.sha256`` hashes on this thread, in calls of
+    ``call_bytes`` bytes of ``buffer``: the median over the calls of ``sample_seconds``,
+    after one untimed call that maps the buffer's pages in."""
+    chunk = buffer[: min(len(buffer), call_bytes)]
+    hashlib.sha256(chunk)
+    rates: list[float] = []
+    deadline = time.thread_time() + sample_seconds
+    while not rates or time.thread_time() < deadline:
+        started = time.thread_time()
         hashlib.sha256(chunk)
-        hashed += len(chunk)
-    return hashed / spent
+        spent = time.thread_time() - started
+        if spent > 0:
+            rates.append(len(chunk) / spent)
+    return statistics.median(rates)
 
 
 def hold_lock_for(cpu_seconds: float, interrupted: Callable[[], bool] | None = None) -> None:

@@ -14,7 +14,9 @@ and queues behind the others. Every time the lock passes to a waiting thread, no
 holds it for ``handoff`` seconds (waking the waiter), or ``busy_handoff`` seconds when
 every core is busy computing (the woken thread waits for the scheduler to give it a
 core). A thread coming back from I/O therefore waits up to a switch interval behind a
-computing thread: the convoy effect.
+computing thread: the convoy effect. A thread that wakes while every core is busy
+(its I/O done, a task for it, the submitter's next arrival) first waits for a core, the
+same wait for the scheduler (:meth:`Processor.wake_delay`).
 
 Every simulated thread is named by an object of the caller's (a worker, the submitter).
 The generators are driven from SimPy processes; a SimPy interrupt that reaches one is
@@ -106,6 +108,14 @@ class Processor:
             except simpy.Interrupt as interrupt:
                 remaining = self._stop(job)
                 yield from interrupted(interrupt)
+
+    def wake_delay(self) -> float:
+        """How long a thread that wakes now (its wait ended) waits for a core before it
+        runs: nothing while a core is free; with every core busy computing, what a
+        woken thread waits for the scheduler beyond a hand-over on free cores."""
+        if len(self._running) < self.cores:
+            return 0.0
+        return max(0.0, self.busy_handoff - self.handoff)
 
     def _rate(self) -> float:
         running = len(self._running)

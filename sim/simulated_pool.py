@@ -160,6 +160,8 @@ class _Run:
         for task, arrival in enumerate(self.workload.arrival.tolist()):
             if arrival > env.now:
                 yield env.timeout(arrival - env.now + overshoot)
+                if (delay := cpu.wake_delay()) > 0:
+                    yield env.timeout(delay)
             yield from cpu.acquire(thread, _no_faults)
             yield from cpu.hold(thread, cost, _no_faults)
             submit(task)
@@ -296,6 +298,7 @@ class _Run:
             if taken is None:
                 cpu.release(worker)
                 yield from self._idle(worker)
+                yield from faults.hold(worker, cpu.wake_delay())
                 continue
             task = taken
             self._begin(worker, task)
@@ -304,6 +307,7 @@ class _Run:
             if wait > 0:  # a task waits first (a request), then computes on the answer
                 cpu.release(worker)
                 yield from faults.hold(worker, wait)
+                yield from faults.hold(worker, cpu.wake_delay())
                 yield from cpu.acquire(worker, served)
             yield from cpu.hold(worker, held, served)
             if free > 0:

@@ -170,3 +170,16 @@ def test_the_submitter_costs_lock_time_per_task() -> None:
         overhead=Overhead(submit=0.001),
     )
     assert result.tasks[["start", "end"]].to_numpy() == spans([(0.002, 0.012), (0.002, 0.012)])
+
+
+def test_a_thread_that_wakes_on_busy_cores_waits_for_one() -> None:
+    # One core. A: 10 ms of C code from 0; B: 2 ms of waiting. A's worker, woken first,
+    # takes A and computes. B's worker, woken at 0 too, finds the core busy and waits for
+    # the scheduler (the busy hand-off, 1 ms, beyond the free one, 0): it takes B at 1 ms.
+    # B's wait ends at 3 ms with the core still busy: 1 ms more, B ends at 4 ms. With a
+    # core to spare, B runs from 0 to 2 ms.
+    workload = tasks([0, 0], [0.01, 0.002], [1, 0], [0, 1])
+    busy = trace(workload, 2, cores=1, gil_handoff_busy=0.001)
+    assert busy == spans([(0, 0.01), (0.001, 0.004)])
+    spare = trace(workload, 2, cores=2, gil_handoff_busy=0.001)
+    assert spare == spans([(0, 0.01), (0, 0.002)])
