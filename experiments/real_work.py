@@ -137,7 +137,7 @@ def draw(results: pd.DataFrame, folder: Path) -> list[Path]:
             "mix",
             "throughput",
             folder / "capacity.png",
-            "Real tasks: capacity against workers (the plateaus: the lock and the cores)",
+            "Real tasks: capacity against workers",
             "throughput at saturation (tasks/s)",
             log2_x=True,
         ),
