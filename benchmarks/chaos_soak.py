@@ -141,7 +141,7 @@ def make_workload(n_tasks: int, seed: int) -> Workload:
     )
     service = base.service.copy()
     service[long_tasks(n_tasks)] = LONG_SERVICE
-    return Workload(base.arrival, service, base.priority, base.cpu_fraction, base.affinity)
+    return base.replace(service=service)
 
 
 def make_faults(n_tasks: int) -> FaultPlan:

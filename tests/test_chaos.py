@@ -103,7 +103,7 @@ def make_workload() -> Workload:
     )
     service = base.service.copy()
     service[list(LONG_TASKS)] = LONG_SERVICE
-    return Workload(base.arrival, service, base.priority, base.cpu_fraction, base.affinity)
+    return base.replace(service=service)
 
 
 WORKLOAD = make_workload()
