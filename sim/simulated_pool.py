@@ -21,6 +21,7 @@ from pool.records import DONE, PENDING, Recorder
 from pool.results import RunResult
 from pool.seeding import run_streams
 from pool.tasks import Workload
+from sim import threads
 from sim.cpu import Processor
 from sim.worker import Crashed, SimWorker
 
@@ -116,7 +117,7 @@ class _Run:
     def execute(self) -> RunResult:
         for slot in range(self.config.workers):
             self.start_worker(slot)
-        self.env.process(self._arrivals() if self.cpu is None else self._submitter())
+        self.env.process(self._arrivals() if self.cpu is None else threads.submitter(self))
         self.faults.start()
         if self.policy.decision_interval is not None:
             from sim.scaling import scaler
@@ -150,23 +151,6 @@ class _Run:
                 now = arrival
             submit(task)
 
-    def _submitter(self) -> SimEvents:
-        """Arrivals as a thread of the process submits them: it sleeps until each is due
-        (waking late by the sleep overshoot) and runs ``submit`` holding the lock."""
-        assert self.cpu is not None
-        env, cpu, submit = self.env, self.cpu, self.submit
-        cost, overshoot = self.config.overhead.submit, self.config.overhead.sleep_overshoot
-        thread = "submitter"
-        for task, arrival in enumerate(self.workload.arrival.tolist()):
-            if arrival > env.now:
-                yield env.timeout(arrival - env.now + overshoot)
-                if (delay := cpu.wake_delay()) > 0:
-                    yield env.timeout(delay)
-            yield from cpu.acquire(thread, _no_faults)
-            yield from cpu.hold(thread, cost, _no_faults)
-            submit(task)
-            cpu.release(thread)
-
     def submit(self, task: int) -> None:
         """Hand ``task`` to the policy and wake a worker that can take it."""
         target = self.policy.submit(task, self.priority[task], self.affinity[task], self.env.now)
@@ -197,7 +181,9 @@ class _Run:
 
     def _work(self, worker: SimWorker) -> SimEvents:
         try:
-            yield from (self._serve(worker) if self.cpu is None else self._serve_on_cpu(worker))
+            yield from (
+                self._serve(worker) if self.cpu is None else threads.serve_on_cpu(self, worker)
+            )
         except Crashed:
             if self.idle.get(worker.slot) is worker:
                 del self.idle[worker.slot]
@@ -208,7 +194,7 @@ class _Run:
 
     def _serve(self, worker: SimWorker) -> SimEvents:
         # The hot loop of the model: locals instead of attribute lookups, one read of
-        # the clock per step, and what _idle, _begin and _end do written out inline
+        # the clock per step, and what idle_wait, begin and end do written out inline
         # (a method call per task costs a tenth of the model's speed).
         env, policy, rec, slot, idle = self.env, self.policy, self.rec, worker.slot, self.idle
         durations, faults = self.durations, self.faults
@@ -269,54 +255,7 @@ class _Run:
         if worker.retiring and not worker.declared_dead:
             self.retired(worker)
 
-    def _serve_on_cpu(self, worker: SimWorker) -> SimEvents:
-        """The worker loop where tasks compute (see :mod:`sim.cpu`): the thread needs the
-        interpreter lock to run the pool's code, and each task's parts take the lock, the
-        cores, or neither (waiting)."""
-        cpu, policy, slot, faults = self.cpu, self.policy, worker.slot, self.faults
-        assert cpu is not None
-        served = faults.serve_fault(worker)
-        task = -1
-        while task >= 0 or not (worker.retiring or worker.declared_dead):
-            yield from cpu.acquire(worker, served)
-            if task >= 0:  # the last attempt ends once its thread runs Python again
-                if worker.declared_dead:
-                    faults.discard(worker, task)
-                    break
-                self._end(worker, task)
-                task = -1
-                continue
-            if worker.retiring or worker.declared_dead:  # while it waited for the lock
-                break
-            taken = policy.next_task(slot, self.env.now)
-            if taken is None and policy.can_steal and self._take_steal(worker):
-                if policy.steal_latency > 0:  # the real pool sleeps without its locks
-                    cpu.release(worker)
-                    yield from faults.hold(worker, policy.steal_latency)
-                    continue
-                taken = policy.next_task(slot, self.env.now)
-            if taken is None:
-                cpu.release(worker)
-                yield from self._idle(worker)
-                yield from faults.hold(worker, cpu.wake_delay())
-                continue
-            task = taken
-            self._begin(worker, task)
-            held, free, wait = self.parts[task]
-            yield from cpu.hold(worker, self.dispatch, served)
-            if wait > 0:  # a task waits first (a request), then computes on the answer
-                cpu.release(worker)
-                yield from faults.hold(worker, wait)
-                yield from faults.hold(worker, cpu.wake_delay())
-                yield from cpu.acquire(worker, served)
-            yield from cpu.hold(worker, held, served)
-            if free > 0:
-                cpu.release(worker)
-                yield from cpu.compute(worker, free, served)
-        if worker.retiring and not worker.declared_dead:
-            self.retired(worker)
-
-    def _idle(self, worker: SimWorker) -> SimEvents:
+    def idle_wait(self, worker: SimWorker) -> SimEvents:
         """Wait until a submit wakes this worker (or a fault reaches it)."""
         slot, idle = worker.slot, self.idle
         worker.wake = self.env.event()
@@ -330,7 +269,8 @@ class _Run:
                 self.pass_wake()
             yield from self.faults.resume(worker, interrupt, 0.0)
 
-    def _begin(self, worker: SimWorker, task: int) -> None:
+    def begin(self, worker: SimWorker, task: int) -> None:
+        """``worker`` starts an attempt of ``task`` now."""
         rec, now = self.rec, self.env.now
         worker.task = task
         self.busy += 1
@@ -339,7 +279,7 @@ class _Run:
         if self.faults.watch_attempts:
             self.faults.attempt_started(worker, task)
 
-    def _end(self, worker: SimWorker, task: int) -> None:
+    def end(self, worker: SimWorker, task: int) -> None:
         """``worker``'s attempt of ``task`` ended: it succeeded or raised."""
         rec, faults = self.rec, self.faults
         worker.task = -1
@@ -356,13 +296,13 @@ class _Run:
             faults.discard(worker, task)
 
     def _steal(self, worker: SimWorker) -> Generator[simpy.Event, Any, bool]:
-        if not self._take_steal(worker):
+        if not self.take_steal(worker):
             return False
         if self.policy.steal_latency > 0:
             yield from self.faults.hold(worker, self.policy.steal_latency)
         return True
 
-    def _take_steal(self, worker: SimWorker) -> bool:
+    def take_steal(self, worker: SimWorker) -> bool:
         """``worker`` steals per the policy; whether it took anything."""
         taken = self.policy.steal(worker.slot, self.env.now)
         if taken is None:
@@ -395,12 +335,6 @@ class _Run:
         """A worker leaves or freezes, perhaps woken for a queued task: wake another."""
         if self.idle and self.policy.queued():
             self.idle.popitem()[1].wake.succeed()
-
-
-def _no_faults(interrupt: simpy.Interrupt) -> SimEvents:
-    """The submitter suffers no faults: nothing interrupts it."""
-    raise AssertionError(f"the submitter was interrupted: {interrupt.cause!r}")
-    yield
 
 
 def run(
