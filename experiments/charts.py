@@ -210,12 +210,14 @@ def predicted_measured_lines(
     ylabel: str,
     extra: dict[str, str] | None = None,
     log2_x: bool = False,
+    log_y: bool = False,
 ) -> Path:
     """``metric`` against column ``x``, one colour per value of ``hue``: predicted dashed
     (open markers), measured solid. ``summary`` is :func:`framework.summarize` output.
     ``extra`` (metric -> axis label) adds a panel per further metric, drawn the same way
     from whichever of predicted/measured it has. ``log2_x``: a base-2 log x axis (for
-    counts such as 1, 2, 4, 8 workers)."""
+    counts such as 1, 2, 4, 8 workers); ``log_y``: a log y axis for the first panel (for
+    values spanning decades)."""
     panels = {metric: ylabel, **(extra or {})}
     figure, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.2), squeeze=False)
     for ax, (name, label) in zip(axes[0], panels.items(), strict=True):
@@ -242,7 +244,11 @@ def predicted_measured_lines(
         ax.set_xticks(values, [f"{v:g}" for v in values])
         ax.set_xlabel(x)
         ax.set_ylabel(label)
-        ax.set_ylim(0, ax.get_ylim()[1] * 1.3)  # headroom for the legend
+        if log_y and name == metric:
+            ax.set_yscale("log")
+            ax.set_ylim(top=ax.get_ylim()[1] * 4)  # headroom for the legend
+        else:
+            ax.set_ylim(0, ax.get_ylim()[1] * 1.3)  # headroom for the legend
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, ncols=2, loc="upper left")
     suptitle(figure, title)

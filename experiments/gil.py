@@ -110,6 +110,7 @@ def draw(results: pd.DataFrame, folder: Path) -> list[Path]:
             "throughput (tasks/s)",
             extra={"cpu_per_second": "CPU seconds per second"},
             log2_x=True,
+            log_y=True,
         ),
         accuracy_table(summary, TARGETS, folder / "accuracy.csv"),
     ]
