@@ -4,6 +4,7 @@ worker loop's calls of tasks and the settling of futures."""
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from pool.policies import Policy
     from pool.records import Recorder
     from real.supervisor import Supervisor
+    from real.task_trace import TaskTrace
 
 _EXIT, _AGAIN = -1, -2
 _CANCELLED = object()
@@ -33,6 +35,11 @@ class _Item:
     priority: int
     affinity: int
     attempts: int = 0
+    #: Recorded only with ``record=True``: pool seconds, and the last attempt's CPU time.
+    submitted: float = math.nan
+    started: float = math.nan
+    cpu_time: float = math.nan
+    worker: int = -1
 
 
 class WorkerLifecycle:
@@ -45,6 +52,7 @@ class WorkerLifecycle:
     supervisor: Supervisor
     _name: str
     _recorder: Recorder | None
+    _trace: TaskTrace | None
     _lock: threading.Lock
     _space: threading.Condition
     _items: dict[int, _Item]
@@ -90,7 +98,7 @@ class WorkerLifecycle:
 
     def _work(self, worker: ThreadWorker) -> None:
         self._local.worker = worker
-        lock, items = self._lock, self._items
+        lock, items, timed = self._lock, self._items, self._trace is not None
         task, outcome, value = _EXIT, _CANCELLED, None
         try:
             while True:
@@ -107,6 +115,9 @@ class WorkerLifecycle:
                     return
                 if item.attempts == 1 and not item.future.set_running_or_notify_cancel():
                     outcome = _CANCELLED
+                    continue
+                if timed:
+                    outcome, value = _call_timed(item)
                     continue
                 try:
                     outcome, value = True, item.fn(*item.args, **item.kwargs)
@@ -173,6 +184,9 @@ class WorkerLifecycle:
         self._items[task].attempts += 1
         if self._recorder is not None:
             self._recorder.begin(task, worker.slot, now)
+        if self._trace is not None:
+            item = self._items[task]
+            item.started, item.worker, item.cpu_time = now, worker.slot, math.nan
         if self.max_pending is not None:
             self._space.notify()
         return task
@@ -194,10 +208,12 @@ class WorkerLifecycle:
             if self._recorder is not None:
                 self._recorder.complete(task, now)
             self._counts["completed"] += 1
+            self._log(task, "completed", now)
             self._resolve(task)
             return item.future, value, None
         if outcome is _CANCELLED:
             self._counts["cancelled"] += 1
+            self._log(task, "cancelled", now)
             self._resolve(task)
             return None
         return self._attempt_failed(task, "error", value, isinstance(value, self.retry_exceptions))
@@ -215,6 +231,7 @@ class WorkerLifecycle:
             self._counts["failed"] += 1
             if self._recorder is not None:
                 self._recorder.fail(task, now)
+            self._log(task, "failed", now)
             self._resolve(task)
             return item.future, None, error
         self._counts["retried"] += 1
@@ -271,6 +288,16 @@ class WorkerLifecycle:
 
         self.supervisor.schedule(self.now() + delay, begin)
 
+    def _log(self, task: int, status: str, now: float) -> None:
+        if self._trace is not None:
+            item = self._items[task]
+            if status == "cancelled":  # taken from the queue perhaps, but never run
+                item.started = item.cpu_time = math.nan
+            times = (item.submitted, item.started, now)
+            self._trace.add(
+                task, times, item.worker, item.priority, status, item.attempts, item.cpu_time
+            )
+
     def _retire(self, slot: int) -> None:
         worker = self._slots.get(slot)
         if worker is None:
@@ -294,3 +321,14 @@ class WorkerLifecycle:
             pending, self._settlements = self._settlements, []
         for settlement in pending:
             settle(settlement)
+
+
+def _call_timed(item: _Item) -> tuple[bool, Any]:
+    """Call a task, keeping its thread's CPU time for the pool's trace."""
+    begin = time.thread_time()
+    try:
+        return True, item.fn(*item.args, **item.kwargs)
+    except Exception as error:
+        return False, error
+    finally:
+        item.cpu_time = time.thread_time() - begin

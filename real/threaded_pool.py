@@ -14,11 +14,15 @@ it raises one of ``retry_exceptions``; delivery is then at-least-once, completio
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Executor, Future
+from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from pool import _validate
 from pool.faults import Recovery
@@ -28,6 +32,8 @@ from pool.seeding import run_streams
 from real.lifecycle import WorkerLifecycle, _Item
 from real.stats import PoolStats, Settlement
 from real.supervisor import Supervisor
+from real.task_trace import TaskTrace
+from real.task_trace import save as save_frame
 from real.worker import ThreadWorker, WorkerCrash, WorkerLost
 
 
@@ -37,7 +43,9 @@ class ThreadedPool(WorkerLifecycle, Executor):
     ``max_pending`` bounds the queued tasks: ``submit`` then blocks, for at most
     ``submit_timeout`` seconds (then ``TimeoutError``). ``retry_exceptions`` lists the
     exception types a task is retried on. ``recorder`` (used by :func:`real.run`) records
-    every attempt for a :class:`pool.RunResult`. Times are seconds since the pool began.
+    every attempt for a :class:`pool.RunResult`. With ``record`` the pool keeps one row per
+    finished task, the last ``max_rows`` of them (:meth:`trace`, :meth:`save_trace`), for
+    ``pool.fit``. Times are seconds since the pool began.
     """
 
     def __init__(
@@ -52,6 +60,8 @@ class ThreadedPool(WorkerLifecycle, Executor):
         seed: int = 0,
         name: str = "poolbench",
         recorder: Recorder | None = None,
+        record: bool = False,
+        max_rows: int = 100_000,
     ) -> None:
         self.policy = resolve(policy)
         self.workers = _validate.integer_at_least("workers", workers, 1)
@@ -73,6 +83,10 @@ class ThreadedPool(WorkerLifecycle, Executor):
         self.retry_exceptions = retry_exceptions
         self._name = name
         self._recorder = recorder
+        if not isinstance(record, bool):
+            raise ValueError(f"record must be True or False, got {record!r}")
+        max_rows = _validate.integer_at_least("max_rows", max_rows, 1)
+        self._trace = TaskTrace(max_rows, self.workers) if record else None
         self._lock = threading.Lock()
         self._space = threading.Condition(self._lock)
         self._items: dict[int, _Item] = {}
@@ -118,6 +132,8 @@ class ThreadedPool(WorkerLifecycle, Executor):
             priority = _validate.integer_at_least("priority", priority, 0)
         affinity = -1 if affinity is None else _validate.integer_at_least("affinity", affinity, 0)
         item = _Item(fn, args, kwargs, Future(), priority, affinity)
+        if self._trace is not None:
+            item.submitted = self.now()
         with self._lock:
             if self._shutdown or self.max_pending is not None:
                 self._wait_for_space()
@@ -175,6 +191,24 @@ class ThreadedPool(WorkerLifecycle, Executor):
                 workers=serving, busy=self._busy, queued=self.policy.queued(), **self._counts
             )
 
+    def trace(self) -> pd.DataFrame:
+        """The recorded tasks, one row per finished task (``record=True`` only).
+
+        Columns: ``task_id``, ``submitted``, ``started``, ``ended`` (pool seconds; ``started``
+        and ``ended`` of the last attempt), ``worker``, ``priority``, ``status``
+        (completed, failed, cancelled), ``attempts``, ``cpu_time`` (seconds of the worker
+        thread's CPU over the last attempt) and ``pool_workers``. ``attrs["dropped"]``
+        counts the oldest rows dropped to stay within ``max_rows``.
+        """
+        if self._trace is None:
+            raise RuntimeError("this pool records no trace: create it with record=True")
+        with self._lock:
+            return self._trace.frame()
+
+    def save_trace(self, path: str | os.PathLike[str]) -> Path:
+        """Write :meth:`trace` to ``path`` (``.parquet`` or ``.csv``); returns the path."""
+        return save_frame(self.trace(), path)
+
     def current_worker(self) -> ThreadWorker | None:
         """The worker running the calling thread, or None outside the pool's workers."""
         worker: ThreadWorker | None = getattr(self._local, "worker", None)
@@ -199,6 +233,7 @@ class ThreadedPool(WorkerLifecycle, Executor):
         for slot in list(self._slots):
             while (task := self.policy.next_task(slot, now)) is not None:
                 drained.append(self._items[task].future)
+                self._log(task, "cancelled", now)
                 self._resolve(task)
         self._counts["cancelled"] += len(drained)
         # Queued where no serving worker can reach them (all workers dead or restarting):
