@@ -7,10 +7,12 @@ and the real threaded pool (``real``) drive the very same objects.
 from pool import dists, policies, theory
 from pool.autoscaling import Autoscaling
 from pool.faults import Fault, FaultPlan, Recovery
+from pool.fitting import fit
 from pool.overhead import Overhead
 from pool.policies import FIFO, POLICY_NAMES, Policy, Priority, WorkStealing
 from pool.results import RunResult, compare
 from pool.tasks import Workload
+from pool.workload_model import WorkloadModel
 
 __all__ = [
     "FIFO",
@@ -25,8 +27,10 @@ __all__ = [
     "RunResult",
     "WorkStealing",
     "Workload",
+    "WorkloadModel",
     "compare",
     "dists",
+    "fit",
     "policies",
     "theory",
 ]
