@@ -9,6 +9,7 @@ from pool.autoscaling import Autoscaling
 from pool.faults import Fault, FaultPlan, Recovery
 from pool.fitting import fit
 from pool.overhead import Overhead
+from pool.planning import Plan, plan
 from pool.policies import FIFO, POLICY_NAMES, Policy, Priority, WorkStealing
 from pool.results import RunResult, compare
 from pool.tasks import Workload
@@ -21,6 +22,7 @@ __all__ = [
     "Fault",
     "FaultPlan",
     "Overhead",
+    "Plan",
     "Policy",
     "Priority",
     "Recovery",
@@ -31,6 +33,7 @@ __all__ = [
     "compare",
     "dists",
     "fit",
+    "plan",
     "policies",
     "theory",
 ]
