@@ -1,4 +1,5 @@
-"""Command line: ``python -m experiments list | run NAME [...] | report DIR``.
+"""Command line: ``python -m experiments list | run NAME [...] | plan --trace F --slo M=S
+[...] | report DIR``.
 
 Bad input gives one line on stderr and exit code 2, before anything is written. ``run``
 runs the cells serially, in ``--jobs J`` local processes (simulation cells only), or on
@@ -52,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
         help="run the cells on Dask: 'local' (a LocalCluster) or a scheduler, tcp://HOST:8786",
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from experiments.plan_cli import add_arguments
+
+    add_arguments(commands.add_parser("plan", help="fit a recorded trace; plan the pool from it"))
     report = commands.add_parser("report", help="redraw charts from a result folder")
     report.add_argument("folder")
     return parser
@@ -85,6 +89,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "report":
         return _report(Path(args.folder))
+    if args.command == "plan":
+        from experiments import plan_cli
+
+        try:
+            return plan_cli.run(args, _fail, _integer)
+        except KeyboardInterrupt:
+            print("interrupted: finished chains are kept; rerun to resume", file=sys.stderr)
+            return 130
     # Numbers and the folder first: they need no experiment imported (which takes seconds).
     seed = _integer("seed", args.seed, 0)
     reps = _integer("reps", args.reps, 1) if args.reps is not None else (1 if args.quick else 3)

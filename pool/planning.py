@@ -91,17 +91,12 @@ def plan(
     """
     from pool.fitting import fit
 
+    objectives, sizes, chosen, loads, reps = check_arguments(
+        slo, workers, policies, load_scale, reps, n_tasks
+    )
     model = source if isinstance(source, WorkloadModel) else fit(source, overhead=overhead)
-    objectives = _check_slo(slo)
-    sizes = _check_workers(workers)
-    chosen = _check_policies(policies)
-    loads = [_validate.positive("load_scale", scale) for scale in load_scale]
-    if not loads:
-        raise ValueError("load_scale must hold at least one load")
-    reps = _validate.integer_at_least("reps", reps, 2)
     if n_tasks is None:
         n_tasks = max(int(model.source.get("tasks", 0)), 1000)
-    n_tasks = _validate.integer_at_least("n_tasks", n_tasks, 100)
     machine = overhead or Overhead()
     seeds = np.random.SeedSequence(seed).generate_state(len(loads) * reps)
     chains = [
@@ -119,6 +114,27 @@ def plan(
             on_chain(chain_rows)
     table = summarise(pd.DataFrame(rows))
     return Plan(table, recommend(table, objectives, sizes), objectives)
+
+
+def check_arguments(
+    slo: Mapping[str, float],
+    workers: Iterable[int],
+    policies: Sequence[str],
+    load_scale: Sequence[float],
+    reps: int,
+    n_tasks: int | None,
+) -> tuple[dict[str, float], tuple[int, ...], list[str], list[float], int]:
+    """:func:`plan`'s arguments checked (a ValueError naming the bad one), before any run."""
+    objectives = _check_slo(slo)
+    sizes = _check_workers(workers)
+    chosen = _check_policies(policies)
+    loads = [_validate.positive("load_scale", scale) for scale in load_scale]
+    if not loads:
+        raise ValueError("load_scale must hold at least one load")
+    reps = _validate.integer_at_least("reps", reps, 2)
+    if n_tasks is not None:
+        _validate.integer_at_least("n_tasks", n_tasks, 100)
+    return objectives, sizes, chosen, loads, reps
 
 
 def _run_chains(
