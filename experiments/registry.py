@@ -14,6 +14,7 @@ NAMES = (
     "work_stealing",
     "gil",
     "real_work",
+    "plan_check",
 )
 
 
