@@ -77,4 +77,53 @@ def draw(results: pd.DataFrame, folder: Path) -> list[Path]:
         ax.set_ylabel("p95 latency (s)")
         ax.legend(fontsize="small")
     figure.suptitle("Plan checked: the recommended pool size and one below, measured")
-    return [save(figure, folder / "plan_check.png"), accuracy]
+    return [save(figure, folder / "plan_check.png"), _curves(results, folder), accuracy]
+
+
+def _curves(results: pd.DataFrame, folder: Path) -> Path:
+    """The plan's p95 against workers per load (lines, 95% band) and the real pool's
+    measured p95 at the checked sizes (points); first replication of each mix."""
+    first = results[results["replication"] == results["replication"].min()]
+    mixes = sorted(first["mix"].unique())
+    figure, axes = plt.subplots(1, len(mixes), figsize=(5.5 * len(mixes), 3.8), squeeze=False)
+    for ax, mix in zip(axes[0], mixes, strict=True):
+        part = first[first["mix"] == mix]
+        planned = part[part["backend"] == "plan"].pivot_table(
+            index=["load", "workers"], columns="metric", values="value"
+        )
+        for load, curve in planned.groupby(level="load"):
+            curve = curve.droplevel("load")
+            curve = curve[np.isfinite(curve["p95_latency"])]
+            line = ax.plot(curve.index, curve["p95_latency"], label=f"plan, load x{load:g}")[0]
+            ax.fill_between(
+                curve.index,
+                curve["p95_latency_low"],
+                curve["p95_latency_high"],
+                color=line.get_color(),
+                alpha=0.2,
+                linewidth=0,
+            )
+            seen = part[
+                (part["backend"] == "measured")
+                & (part["metric"] == "p95_latency")
+                & (part["load"] == load)
+            ]
+            ax.scatter(
+                seen["workers"],
+                seen["value"],
+                color=line.get_color(),
+                zorder=3,
+                label=f"measured, load x{load:g}",
+            )
+        bound = part.loc[part["metric"] == "slo_p95_latency", "value"]
+        if len(bound):
+            ax.axhline(
+                float(bound.iloc[0]), color="black", linestyle="--", linewidth=1, label="SLO"
+            )
+        ax.set_yscale("log")
+        ax.set_xlabel("workers")
+        ax.set_ylabel("p95 latency (s)")
+        ax.set_title(mix)
+        ax.legend(fontsize="x-small")
+    figure.suptitle("The plan's curve (lines) and the real pool at the checked sizes (points)")
+    return save(figure, folder / "plan_curves.png")

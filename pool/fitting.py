@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,7 +60,7 @@ def fit(
     (maximum likelihood), or "auto" (empirical, but the best law by AIC for a class of
     fewer than 50 tasks). ``workers``: the recorded pool's size when the trace has no
     ``pool_workers`` column. ``overhead``: the machine (``real.calibrate()``); by default
-    ``os.cpu_count()`` cores and this interpreter's switch interval.
+    :meth:`pool.Overhead.this_machine`. Tasks that never computed need no correction.
     """
     if service not in SERVICE_CHOICES:
         raise ValueError(f"service must be one of {SERVICE_CHOICES}, got {service!r}")
@@ -74,10 +73,8 @@ def fit(
     wall = (ended - started)[done]
     io = np.maximum(wall - cpu, 0.0)
     rounds: list[float] = []
-    if correct_contention:
-        machine = overhead or Overhead(
-            cores=float(os.cpu_count() or 1), switch_interval=sys.getswitchinterval()
-        )
+    if correct_contention and (cpu.any() or (overhead is not None and overhead.models_cpu)):
+        machine = overhead or Overhead.this_machine()
         replay = _Replay(submitted[done] - submitted.min(), cpu, priority, gil_share, pool_workers)
         io = _remove_stretch(replay, wall, io, machine, rounds)
     arrival, rate, gaps, note = _arrivals(np.sort(submitted))

@@ -73,6 +73,15 @@ class Overhead:
         return asdict(self)
 
     @classmethod
+    def this_machine(cls) -> Overhead:
+        """This machine as the model sees it without a calibration: ``os.cpu_count()``
+        cores and this interpreter's switch interval, no measured costs."""
+        import os
+        import sys
+
+        return cls(cores=float(os.cpu_count() or 1), switch_interval=sys.getswitchinterval())
+
+    @classmethod
     def from_dict(cls, figures: dict[str, Any]) -> Overhead:
         """The inverse of :meth:`as_dict`; figures it does not know are ignored."""
         known = {name: float(figures[name]) for name in cls.__dataclass_fields__ if name in figures}

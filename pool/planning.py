@@ -85,9 +85,10 @@ def plan(
 
     ``source``: a fitted model, or a trace to fit. ``slo`` maps metrics of
     :data:`SLO_METRICS` to bounds in seconds. ``n_tasks``: tasks per draw (default: as
-    many as the trace). ``executor`` runs chains in parallel (a process pool, a Dask
-    client's ``get_executor()``); ``done`` holds rows of chains already run (resuming)
-    and ``on_chain`` receives each new chain's rows as it finishes.
+    many as the trace). ``overhead``: the machine (``real.calibrate()``; by default this
+    machine's cores and lock, for tasks that compute). ``executor`` runs chains in
+    parallel (a process pool, a Dask client's ``get_executor()``); ``done`` holds rows of
+    chains already run (resuming) and ``on_chain`` receives each new chain's rows.
     """
     from pool.fitting import fit
 
@@ -97,7 +98,7 @@ def plan(
     model = source if isinstance(source, WorkloadModel) else fit(source, overhead=overhead)
     if n_tasks is None:
         n_tasks = max(int(model.source.get("tasks", 0)), 1000)
-    machine = overhead or Overhead()
+    machine = overhead or _default_machine(model)
     seeds = np.random.SeedSequence(seed).generate_state(len(loads) * reps)
     chains = [
         Chain(policy, scale, rep, int(seeds[i * reps + rep]), sizes, n_tasks, model, machine)
@@ -114,6 +115,13 @@ def plan(
             on_chain(chain_rows)
     table = summarise(pd.DataFrame(rows))
     return Plan(table, recommend(table, objectives, sizes), objectives)
+
+
+def _default_machine(model: WorkloadModel) -> Overhead:
+    """This machine's cores and lock for tasks that compute; nothing for tasks that wait
+    (the model's exact fast path then applies to FIFO and priority pools)."""
+    computes = any(any(fraction > 0 for fraction in c.cpu_fraction) for c in model.classes)
+    return Overhead.this_machine() if computes else Overhead()
 
 
 def check_arguments(

@@ -61,6 +61,10 @@ class SimulatedPool:
         """Simulate ``workload`` to the end: every task ``done`` or ``failed``."""
         if not isinstance(workload, Workload):
             raise ValueError(f"workload must be a pool.Workload, got {workload!r}")
+        from sim import central_queue
+
+        if central_queue.applies(self, workload):
+            return central_queue.run(self, workload, _Run.durations_of(workload, self.overhead))
         return _Run(self, workload).execute()
 
 
@@ -77,7 +81,7 @@ class _Run:
         self.streams = run_streams(config.seed)
         self.rec = Recorder(workload, config.workers)
         self.policy.reset(range(config.workers), self.streams.policy)
-        self.durations = self._durations(workload, config.overhead)
+        self.durations = self.durations_of(workload, config.overhead)
         self.priority = workload.priority.tolist()
         self.affinity = workload.affinity.tolist()
         self.slots: dict[int, SimWorker] = {}
@@ -106,7 +110,8 @@ class _Run:
         self.config = config
 
     @staticmethod
-    def _durations(workload: Workload, overhead: Overhead) -> list[float]:
+    def durations_of(workload: Workload, overhead: Overhead) -> list[float]:
+        """Each task's time on its worker: service, sleep overshoot and dispatch."""
         service = workload.service
         if overhead.sleep_overshoot:
             io_part = service * (1.0 - workload.cpu_fraction)

@@ -25,6 +25,7 @@ NAMES = (
     "01_explore_policies.ipynb",
     "02_predicted_vs_measured.ipynb",
     "03_failure_recovery.ipynb",
+    "04_plan_your_pool.ipynb",
 )
 CELL_TIMEOUT = 120  # seconds per cell
 PROBE = "import sys\nprint(sys.prefix)\nprint(sys.executable)"
@@ -149,3 +150,12 @@ def test_predicted_vs_measured_reads_saved_results(tmp_path: Path) -> None:
 def test_failure_recovery_runs() -> None:
     notebook = _execute("03_failure_recovery.ipynb")
     _check_ran(notebook, min_images=1)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("kernel_env")
+def test_plan_your_pool_runs_the_whole_loop() -> None:
+    notebook = _execute("04_plan_your_pool.ipynb")
+    _check_ran(notebook, min_images=1)
+    check = next(cell for cell in notebook.cells if "checks.append" in cell.source)
+    assert any("measured_p95" in o.get("data", {}).get("text/html", "") for o in check.outputs)
