@@ -61,10 +61,10 @@ class SimulatedPool:
         """Simulate ``workload`` to the end: every task ``done`` or ``failed``."""
         if not isinstance(workload, Workload):
             raise ValueError(f"workload must be a pool.Workload, got {workload!r}")
-        from sim import central_queue
+        from sim import fast_path
 
-        if central_queue.applies(self, workload):
-            return central_queue.run(self, workload, _Run.durations_of(workload, self.overhead))
+        if fast_path.applies(self, workload):
+            return fast_path.run(self, workload, _Run.durations_of(workload, self.overhead))
         return _Run(self, workload).execute()
 
 
