@@ -19,7 +19,7 @@ from experiments import charts
 from experiments.accuracy import accuracy_table, pair_rows
 from experiments.framework import Cell, Context, Experiment, Row, summarize
 from pool import Workload, WorkStealing, dists
-from pool.policies import Amount, Victim
+from pool.work_stealing import Amount, Victim
 
 MEAN_SERVICE = 0.010
 WORKERS = 4

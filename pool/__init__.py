@@ -10,9 +10,10 @@ from pool.faults import Fault, FaultPlan, Recovery
 from pool.fitting import fit
 from pool.overhead import Overhead
 from pool.planning import Plan, plan
-from pool.policies import FIFO, POLICY_NAMES, Policy, Priority, WorkStealing
+from pool.policies import FIFO, POLICY_NAMES, Policy, Priority
 from pool.results import RunResult, compare
 from pool.tasks import Workload
+from pool.work_stealing import WorkStealing
 from pool.workload_model import WorkloadModel
 
 __all__ = [

@@ -15,7 +15,6 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Iterable
-from typing import Literal
 
 import numpy as np
 
@@ -166,129 +165,6 @@ class Priority(Policy):
         return {"policy": self.name, "aging": self.aging}
 
 
-Placement = Literal["round-robin", "affinity"]
-Victim = Literal["random", "longest"]
-Amount = Literal["none", "one", "half"]
-
-
-class WorkStealing(Policy):
-    """Per-worker queues; an idle worker runs its own queue first, then steals.
-
-    ``placement``: "round-robin" over serving slots, or "affinity" (a task goes to the
-    slot it prefers when that slot serves, else round-robin). ``victim``: "random" among
-    workers with queued tasks, or the "longest" queue. ``amount``: steal "one" task, "half"
-    the victim's queue (rounded up), or "none" (no stealing, a baseline). A thief takes the
-    victim's oldest tasks, which have waited longest. ``steal_latency`` (seconds) is the
-    time a steal costs the thief before it can run what it took. Stolen tasks belong to
-    the thief alone until it takes them: no other thief can take them on the way, so a
-    lone task cannot bounce between idle thieves for ever.
-    """
-
-    def __init__(
-        self,
-        placement: Placement = "round-robin",
-        victim: Victim = "random",
-        amount: Amount = "one",
-        steal_latency: float = 0.0,
-    ) -> None:
-        self.placement = _choice("placement", placement, ("round-robin", "affinity"))
-        self.victim = _choice("victim", victim, ("random", "longest"))
-        self.amount = _choice("amount", amount, ("none", "one", "half"))
-        self.steal_latency = _validate.non_negative("steal_latency", steal_latency)
-        self._queues: dict[int, deque[int]] = {}
-        #: Tasks a slot stole and has not taken yet: it runs them first; nobody steals them.
-        self._stolen: dict[int, deque[int]] = {}
-        self._slots: list[int] = []
-        self._next_slot = 0
-        self._count = 0
-        self._rng = np.random.default_rng(0)
-        # Tasks submitted while no slot serves (all workers dead at once) wait here.
-        self._homeless: deque[int] = deque()
-
-    def reset(self, workers: Iterable[int], rng: np.random.Generator) -> None:
-        self._queues = {slot: deque() for slot in workers}
-        self._stolen = {slot: deque() for slot in self._queues}
-        self._slots = sorted(self._queues)
-        self._next_slot, self._count, self._rng = 0, 0, rng
-        self._homeless = deque()
-
-    def add_worker(self, worker: int) -> None:
-        if worker not in self._queues:
-            self._queues[worker] = self._homeless
-            self._stolen[worker] = deque()
-            self._homeless = deque()
-            self._slots = sorted(self._queues)
-
-    def remove_worker(self, worker: int) -> list[int]:
-        queue = self._queues.pop(worker, None)
-        if queue is None:
-            return []
-        tasks = [*self._stolen.pop(worker), *queue]
-        self._slots = sorted(self._queues)
-        self._count -= len(tasks)
-        return tasks
-
-    def submit(self, task: int, priority: int, affinity: int, now: float) -> int | None:
-        self._count += 1
-        if not self._slots:
-            self._homeless.append(task)
-            return None
-        if self.placement == "affinity" and affinity in self._queues:
-            slot = affinity
-        else:
-            slot = self._slots[self._next_slot % len(self._slots)]
-            self._next_slot += 1
-        self._queues[slot].append(task)
-        return slot
-
-    def next_task(self, worker: int, now: float) -> int | None:
-        queue = self._stolen.get(worker) or self._queues.get(worker)
-        if not queue:
-            return None
-        self._count -= 1
-        return queue.popleft()
-
-    def queued(self) -> int:
-        return self._count
-
-    def queued_for(self, worker: int) -> int:
-        """Tasks waiting for ``worker``: its own queue and what it stole."""
-        return len(self._queues.get(worker, ())) + len(self._stolen.get(worker, ()))
-
-    @property
-    def can_steal(self) -> bool:
-        return self.amount != "none"
-
-    def steal(self, thief: int, now: float) -> tuple[int, list[int]] | None:
-        if thief not in self._queues or not self.can_steal:
-            return None
-        candidates = [slot for slot in self._slots if slot != thief and self._queues[slot]]
-        if not candidates:
-            return None
-        if self.victim == "longest":
-            victim = max(candidates, key=lambda slot: len(self._queues[slot]))
-        else:
-            victim = candidates[int(self._rng.integers(len(candidates)))]
-        source = self._queues[victim]
-        take = 1 if self.amount == "one" else (len(source) + 1) // 2
-        stolen = [source.popleft() for _ in range(take)]
-        self._stolen[thief].extend(stolen)
-        return victim, stolen
-
-    def describe(self) -> dict[str, object]:
-        return {
-            "policy": self.name,
-            "placement": self.placement,
-            "victim": self.victim,
-            "amount": self.amount,
-            "steal_latency": self.steal_latency,
-        }
-
-    @property
-    def name(self) -> str:
-        return "work-stealing"
-
-
 def _choice(name: str, value: object, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
@@ -307,6 +183,8 @@ def resolve(policy: str | Policy) -> Policy:
     if policy == "priority":
         return Priority()
     if policy == "work-stealing":
+        from pool.work_stealing import WorkStealing
+
         return WorkStealing()
     if policy == "autoscaling":
         from pool.autoscaling import Autoscaling
