@@ -9,8 +9,10 @@ from pool.autoscaling import Autoscaling
 from pool.faults import Fault, FaultPlan, Recovery
 from pool.fitting import fit
 from pool.overhead import Overhead
+from pool.placement import JoinShortestQueue, PowerOfD
 from pool.planning import Plan, plan
 from pool.policies import FIFO, POLICY_NAMES, Policy, Priority
+from pool.registry import policy_names, register_policy
 from pool.results import RunResult, compare
 from pool.tasks import Workload
 from pool.work_stealing import WorkStealing
@@ -22,9 +24,11 @@ __all__ = [
     "Autoscaling",
     "Fault",
     "FaultPlan",
+    "JoinShortestQueue",
     "Overhead",
     "Plan",
     "Policy",
+    "PowerOfD",
     "Priority",
     "Recovery",
     "RunResult",
@@ -36,5 +40,7 @@ __all__ = [
     "fit",
     "plan",
     "policies",
+    "policy_names",
+    "register_policy",
     "theory",
 ]

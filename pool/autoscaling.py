@@ -41,6 +41,8 @@ class Autoscaling(Policy):
     number of tasks in the system per worker (e.g. 1.5). Times are in seconds.
     """
 
+    max_workers: int
+
     def __init__(
         self,
         inner: Policy | None = None,

@@ -21,8 +21,9 @@ if TYPE_CHECKING:
 
 #: Policies whose larger pools serve alike once a smaller one never had every worker busy
 #: (work stealing too, with the default steal_latency of 0: an idle worker takes at once
-#: a task placed at a busy one).
-REUSABLE = ("fifo", "priority", "work-stealing", "autoscaling")
+#: a task placed at a busy one; JSQ places on an idle worker while there is one). Not
+#: power-of-d: its d random slots may all be busy while another is idle.
+REUSABLE = ("fifo", "priority", "work-stealing", "autoscaling", "jsq")
 
 
 def run_chain(chain: Chain) -> list[dict[str, Any]]:
@@ -48,7 +49,7 @@ def run_chain(chain: Chain) -> list[dict[str, Any]]:
             start = _start_workers(workload, workers, chain.policy)
             result = sim.run(
                 workload,
-                _policy(chain.policy, workers),
+                _policy(chain, workers),
                 start,
                 seed=chain.seed,
                 overhead=chain.overhead,
@@ -70,10 +71,10 @@ def _reuse(reused: tuple[int, dict[str, float]], workers: int, policy: str) -> d
     return {**metrics, "utilization": metrics["utilization"] * size / workers}
 
 
-def _policy(name: str, workers: int) -> Policy:
-    if name == "autoscaling":
+def _policy(chain: Chain, workers: int) -> Policy:
+    if chain.policy == "autoscaling":
         return Autoscaling(min_workers=1, max_workers=workers)
-    return resolve(name)
+    return chain.factory() if chain.factory is not None else resolve(chain.policy)
 
 
 def _start_workers(workload: Workload, workers: int, policy: str) -> int:

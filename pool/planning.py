@@ -27,7 +27,8 @@ from scipy import stats
 
 from pool import _validate
 from pool.overhead import Overhead
-from pool.policies import POLICY_NAMES
+from pool.policies import POLICY_NAMES, Policy
+from pool.registry import policy_factory, policy_names
 from pool.workload_model import WorkloadModel
 
 #: Metrics an objective can bound (seconds; lower is better).
@@ -51,6 +52,8 @@ class Chain:
     n_tasks: int
     model: WorkloadModel
     overhead: Overhead
+    #: Makes the policy (pickled by reference: a worker process needs no registration).
+    factory: Callable[[], Policy] | None = None
 
 
 @dataclass(frozen=True)
@@ -102,7 +105,17 @@ def plan(
     machine = overhead or _default_machine(model)
     seeds = np.random.SeedSequence(seed).generate_state(len(loads) * reps)
     chains = [
-        Chain(policy, scale, rep, int(seeds[i * reps + rep]), sizes, n_tasks, model, machine)
+        Chain(
+            policy,
+            scale,
+            rep,
+            int(seeds[i * reps + rep]),
+            sizes,
+            n_tasks,
+            model,
+            machine,
+            policy_factory(policy),
+        )
         for policy in chosen
         for i, scale in enumerate(loads)
         for rep in range(reps)
@@ -259,8 +272,8 @@ def _check_policies(policies: Sequence[str]) -> list[str]:
     if not chosen:
         raise ValueError("policies must name at least one policy")
     for name in chosen:
-        if name not in POLICY_NAMES:
+        if name not in policy_names():
             raise ValueError(
-                f"policies: unknown {name!r}; the policies are {', '.join(POLICY_NAMES)}"
+                f"policies: unknown {name!r}; the policies are {', '.join(policy_names())}"
             )
     return chosen

@@ -22,10 +22,42 @@ from pool import _validate
 
 
 class Policy(ABC):
-    """What every policy answers. Subclasses keep their queues; the pool keeps the tasks."""
+    """What every policy answers. Subclasses keep their queues; the pool keeps the tasks.
+
+    The contract, as both pools honour it (the model's processes and the real pool's
+    threads under its lock; a policy is never called from two threads at once):
+
+    * ``reset(workers, rng)`` first, once per run: the slots that serve at the start and
+      the run's own random generator (the only randomness a policy may use).
+    * ``submit(task, priority, affinity, now)`` for every new task and every retry. It
+      may be called while no slot serves (all workers dead or restarting): keep the task
+      and hand it out once a slot is added. Return the slot whose own queue holds it (the
+      pool wakes that worker if it is idle, or any idle worker if ``can_steal``), or None
+      for a shared queue (the pool wakes any idle worker).
+    * ``next_task(worker, now)`` only from a free worker: it has finished its last task
+      (or has just started, or was woken). Return a task to run now, removed from the
+      queue, or None. At shutdown the pool drains the queues through it.
+    * ``queued()``: tasks waiting in all queues, stolen ones included; the pools use it to
+      wake workers and to bound ``max_pending``; it must be exact.
+    * ``add_worker(slot)`` when a slot starts serving (a restart, a scale-up); it must be
+      idempotent. ``remove_worker(slot)`` when it stops (dies, retires): return its
+      queued tasks; the pool submits them again.
+    * ``can_steal`` and ``steal(thief, now)``: an idle worker with nothing to run asks;
+      move tasks to the thief (return the victim and the tasks, which the thief's next
+      ``next_task`` calls return) or return None. ``steal_latency`` seconds pass before
+      the thief runs them.
+    * ``decision_interval`` (None for a fixed pool) and ``desired_workers(now, workers,
+      busy, queued)`` at each tick; ``max_workers`` bounds a scaling policy's pool.
+    * A policy never sleeps, blocks, locks, raises for a valid call, or calls the pool.
+
+    ``pool.register_policy(name, factory)`` names a policy for every pool, grid and
+    command line.
+    """
 
     #: Seconds between autoscaling decisions, or None for a fixed-size pool.
     decision_interval: float | None = None
+    #: The most workers a scaling policy may ask for (None: the pool's size is fixed).
+    max_workers: int | None = None
     #: Seconds before a worker added by scaling starts to serve.
     startup_delay: float = 0.0
     #: Seconds an idle worker spends taking tasks from a victim's queue.
@@ -171,23 +203,13 @@ def _choice(name: str, value: object, allowed: tuple[str, ...]) -> str:
     return str(value)
 
 
+#: The built-in policies' names (:func:`pool.registry.policy_names` adds registered ones).
 POLICY_NAMES = ("fifo", "priority", "work-stealing", "autoscaling")
 
 
 def resolve(policy: str | Policy) -> Policy:
-    """A policy object from a name in :data:`POLICY_NAMES` (defaults) or an object as is."""
-    if isinstance(policy, Policy):
-        return policy
-    if policy == "fifo":
-        return FIFO()
-    if policy == "priority":
-        return Priority()
-    if policy == "work-stealing":
-        from pool.work_stealing import WorkStealing
+    """A fresh policy object for a name (built-in or registered with
+    :func:`pool.register_policy`), or a policy object as it is."""
+    from pool.registry import resolve as resolve_registered
 
-        return WorkStealing()
-    if policy == "autoscaling":
-        from pool.autoscaling import Autoscaling
-
-        return Autoscaling()
-    raise ValueError(f"policy must be one of {', '.join(POLICY_NAMES)} or a Policy; got {policy!r}")
+    return resolve_registered(policy)

@@ -63,7 +63,7 @@ def run(
     if timeout is None:
         timeout = 3.0 * (workload.duration + total_service / workers) + 30.0
     timeout = _validate.positive("timeout", timeout)
-    max_workers = getattr(policy, "max_workers", workers)
+    max_workers = policy.max_workers or workers
     horizon = fault_horizon(workload.duration, total_service, workers)
     schedule = faults.schedule(range(max(workers, max_workers)), horizon, streams.faults)
     failures = faults.attempt_failures(len(workload), recovery.max_attempts, streams.failures)

@@ -31,7 +31,7 @@ class FaultHandler:
         self.rec = run.rec
         self.recovery = run.recovery
         self.plan = plan
-        max_workers = getattr(run.policy, "max_workers", workers)
+        max_workers = run.policy.max_workers or workers
         wl = run.workload
         horizon = fault_horizon(wl.duration, float(wl.service.sum()), workers)
         self.schedule = plan.schedule(range(max(workers, max_workers)), horizon, run.streams.faults)
