@@ -70,6 +70,7 @@ from pool import (
     RunResult,
     Workload,
     dists,
+    policy_names,
 )
 from pool.policies import resolve
 
@@ -569,10 +570,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--policies",
         nargs="+",
-        choices=POLICY_NAMES,
+        choices=policy_names(),
         default=list(POLICY_NAMES),
         metavar="POLICY",
-        help=f"policies to soak (default all: {' '.join(POLICY_NAMES)})",
+        help=f"policies to soak (default the built-ins: {' '.join(POLICY_NAMES)}; any of"
+        f" {' '.join(policy_names())})",
     )
     parser.add_argument(
         "--seed", type=_int_at_least(0), default=DEFAULT_SEED, help="workload and run seed"
