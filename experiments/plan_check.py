@@ -97,14 +97,25 @@ def _record(
 
 def _fit_rows(model: pool.WorkloadModel, trace: pd.DataFrame, slo: float) -> list[Row]:
     wall = float((trace["ended"] - trace["started"]).mean())
+    kept = trace[trace["submitted"] >= WARMUP_SHARE * trace["submitted"].max()]
     figures = {
         "slo_p95_latency": slo,
         "recorded_tasks": float(len(trace)),
         "recorded_rate": model.rate,
         "recorded_mean_wall": wall,
+        "recorded_mean_cpu": float(trace["cpu_time"].mean()),
         "fitted_mean_service": model.mean_service,
     }
-    return [{"backend": "fit", "metric": k, "value": v, "load": 0.0} for k, v in figures.items()]
+    rows: list[Row] = [
+        {"backend": "fit", "metric": k, "value": v, "load": 0.0} for k, v in figures.items()
+    ]
+    # The recorded pool itself, at its size and today's load: the plan's first check.
+    recorded_p95 = float(np.quantile(kept["ended"] - kept["submitted"], 0.95))
+    rows.append(
+        {"backend": "recorded", "metric": "p95_latency", "value": recorded_p95, "load": 1.0,
+         "workers": RECORD_WORKERS}
+    )  # fmt: skip
+    return rows
 
 
 def _plan_rows(answer: pool.Plan) -> list[Row]:

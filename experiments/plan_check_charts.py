@@ -115,6 +115,16 @@ def _curves(results: pd.DataFrame, folder: Path) -> Path:
                 zorder=3,
                 label=f"measured, load x{load:g}",
             )
+        recorded = part[part["backend"] == "recorded"]
+        ax.scatter(
+            recorded["workers"],
+            recorded["value"],
+            marker="*",
+            s=140,
+            color="black",
+            zorder=4,
+            label="recorded pool (load x1)",
+        )
         bound = part.loc[part["metric"] == "slo_p95_latency", "value"]
         if len(bound):
             ax.axhline(

@@ -121,3 +121,15 @@ def test_a_bad_trace_is_reported_in_one_line(
     assert stop.value.code == 2
     assert "missing column(s) ['ended']" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_jobs_and_dask_give_the_serial_plan(trace_file: Path, tmp_path: Path) -> None:
+    pytest.importorskip("distributed")
+    flags = ("--slo", "p95_latency=0.4", "--policies", "fifo,jsq")
+    assert main(plan(trace_file, tmp_path / "serial", *flags)) == 0
+    assert main(plan(trace_file, tmp_path / "jobs", *flags, "--jobs", "2")) == 0
+    assert main(plan(trace_file, tmp_path / "dask", *flags, "--dask", "local", "--jobs", "2")) == 0
+    serial = pd.read_csv(tmp_path / "serial" / "plan.csv")
+    for backend in ("jobs", "dask"):
+        pd.testing.assert_frame_equal(pd.read_csv(tmp_path / backend / "plan.csv"), serial)
