@@ -70,6 +70,10 @@ def run_cell(cell: Cell, context: Context) -> list[Row]:
             n_tasks=max(PLAN_TASKS, len(trace)), overhead=machine, seed=context.seed,
         )  # fmt: skip
         rows = _fit_rows(model, trace, slo) + _plan_rows(answer)
+        rows += [
+            {"backend": "solo", "metric": f"solo_{name}", "value": value, "load": 0.0}
+            for name, value in solo.as_dict().items()
+        ]
         for load in LOADS:
             rows += _check(server, mix, model, answer, load, seconds, rng, context.seed)
     return rows
