@@ -1,298 +1,177 @@
-"""Simulator speed and memory: ``sim.run`` against a plain SimPy model of the same queue.
+"""Simulator speed and memory: the model (its SimPy event model and ``sim.run``) against a
+plain SimPy model of the same queue, at several pool sizes.
 
 Run from the repository root::
 
     .venv/bin/python -m benchmarks.sim_speed                  # full size: 200k tasks, 5 rounds
     .venv/bin/python -m benchmarks.sim_speed --tasks 20000 --rounds 3 --memory-tasks 0
 
-What it measures, all in this one process except the memory figure:
+What it measures, all in this one process except the memory figure, at each worker count
+``c`` of ``--workers`` (default 4 and 512):
 
-* ``baseline``: an M/M/4 queue written the ordinary SimPy way (a ``simpy.Resource`` of
-  capacity 4, a source process, one process per customer, start/end recorded into lists),
+* ``baseline``: an M/M/c queue written the ordinary SimPy way (a ``simpy.Resource`` of
+  capacity c, a source process, one process per customer, start/end recorded into lists),
   fed the very arrival and service draws of the workload below.
-* ``fifo``, ``priority``, ``work-stealing``: ``sim.run`` on
-  ``Workload.poisson(rate=3.2, service=Exponential(1.0), n_tasks=N, seed=s)`` (priority
-  with classes {0: 0.3, 1: 0.7}, which leaves the arrival and service draws unchanged),
-  4 workers, ``seed=s``. Timed: the run alone (the workload is built beforehand) and the
-  run plus building ``result.tasks``.
+* ``fifo``, ``priority``, ``work-stealing`` on
+  ``Workload.poisson(rate=0.8 * c, service=Exponential(1.0), n_tasks=N, seed=s)`` (the
+  load per worker is the same at every c: 3.2/s at 4 workers; priority with classes
+  {0: 0.3, 1: 0.7}, which leaves the arrival and service draws unchanged), c workers,
+  ``seed=s``, each by two contenders: ``event model``, the model's SimPy processes forced
+  through ``_Run(SimulatedPool(policy, c, seed=s), workload).execute()``, and ``sim.run``,
+  which takes the exact fast path (``sim/fast_path.py``) where it applies (everywhere
+  here; the script records it). Timed: the run alone (the workload is built beforehand)
+  and the run plus building ``result.tasks``. The two contenders' start times must agree
+  bit for bit, and FIFO's must equal the baseline's. The share of tasks stolen is
+  recorded too: a pool size can change how many steals a task takes, not just their cost.
 
-Runs alternate (baseline, fifo, priority, work-stealing, baseline, ...) for ``--rounds``
-rounds, round ``r`` using seed ``--seed + r``; the table reports the median tasks/s of
-each contender and its ratio to the baseline's median. The memory figure, measured
-first, is the peak resident set of a fresh subprocess that builds a ``--memory-tasks``
-workload, simulates it under FIFO and builds ``result.tasks`` and ``summary()``: its
-``VmHWM`` on Linux, as ``ru_maxrss`` there carries over the parent's peak at spawn
-(``ru_maxrss`` is recorded too, elsewhere it is the figure). The figures go to
+Runs alternate (for each worker count: baseline, then each policy by the event model and
+by ``sim.run``; then the next worker count, ...) for ``--rounds`` rounds, round ``r``
+using seed ``--seed + r``; the table reports the median tasks/s of each contender and its
+ratio to the baseline's median at the same worker count, and how each contender's tasks/s
+at the largest pool compares with the smallest (1.0: the cost per task does not grow
+with the pool). The memory figure, measured first, is the peak resident set of a fresh
+subprocess that builds a ``--memory-tasks`` workload, simulates it under FIFO at 4
+workers with ``sim.run`` and builds ``result.tasks`` and ``summary()``: its ``VmHWM`` on
+Linux, as ``ru_maxrss`` there carries over the parent's peak at spawn (``ru_maxrss`` is
+recorded too, elsewhere it is the figure). The figures go to
 ``benchmarks/results/sim_speed.json`` (``--out``).
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
 import json
-import math
 import os
 import platform
-import resource
 import statistics
-import subprocess
 import sys
-import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timezone
-from functools import partial
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import simpy
 
-import sim
 from benchmarks._common import OneLineParser as _Parser
 from benchmarks._common import cpu_model as _cpu_model
 from benchmarks._common import git as _git
 from benchmarks._common import int_at_least as _int_at_least
 from benchmarks._common import load_average as _load_average
-from pool import Workload, dists
+from benchmarks._sim_speed_models import (
+    BASELINE,
+    CONTENDERS,
+    EVENT_MODEL,
+    MEMORY_TARGET_MB,
+    MEMORY_WORKERS,
+    POLICIES,
+    PRIORITIES,
+    RATE_PER_WORKER,
+    SERVICE_MEAN,
+    SIM_RUN,
+    make_workload,
+    measure_memory,
+    memory_child,
+    pool_size_scaling,
+    rate,
+    summarise,
+    time_baseline,
+    time_contender,
+    time_workload_builds,
+)
 
 PROG = "python -m benchmarks.sim_speed"
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "sim_speed.json"
 
-RATE = 3.2
-SERVICE_MEAN = 1.0
-WORKERS = 4
-PRIORITIES = {0: 0.3, 1: 0.7}
+DEFAULT_WORKERS = (4, 512)
 DEFAULT_TASKS = 200_000
 DEFAULT_ROUNDS = 5
 DEFAULT_MEMORY_TASKS = 1_000_000
 
-BASELINE = "baseline"
-POLICIES = ("fifo", "priority", "work-stealing")
-#: Minimum ratio of a policy's median tasks/s (run only) to the baseline's.
-SPEED_TARGETS = {"fifo": 2.0, "priority": 1.0, "work-stealing": 1.0}
-MEMORY_TARGET_MB = 500.0
 WORKLOAD_BUILD_TARGET_S = 1.0
 
-SimEvents = Generator[Any, Any, None]
 Json = dict[str, Any]
-
-
-# -- the contenders ------------------------------------------------------------------------
-
-
-def baseline_mmc(
-    arrival: Sequence[float], service: Sequence[float], servers: int
-) -> tuple[list[float], list[float]]:
-    """An M/M/c queue the ordinary SimPy way; returns each customer's (start, end) lists."""
-    env = simpy.Environment()
-    server = simpy.Resource(env, capacity=servers)
-    start: list[float] = [math.nan] * len(arrival)
-    end: list[float] = [math.nan] * len(arrival)
-
-    def customer(index: int, duration: float) -> SimEvents:
-        with server.request() as request:
-            yield request
-            start[index] = env.now
-            yield env.timeout(duration)
-            end[index] = env.now
-
-    def source() -> SimEvents:
-        for index, (at, duration) in enumerate(zip(arrival, service, strict=True)):
-            yield env.timeout(at - env.now)
-            env.process(customer(index, duration))
-
-    env.process(source())
-    env.run()
-    return start, end
-
-
-def make_workload(n_tasks: int, seed: int, priorities: dict[int, float] | None = None) -> Workload:
-    """The benchmark's workload: Poisson arrivals at 3.2/s, exponential service of mean 1 s."""
-    return Workload.poisson(
-        rate=RATE,
-        service=dists.Exponential(SERVICE_MEAN),
-        n_tasks=n_tasks,
-        priorities=priorities,
-        seed=seed,
-    )
-
-
-def _timed(action: Callable[[], Any]) -> tuple[float, Any]:
-    gc.collect()
-    began = time.perf_counter()
-    value = action()
-    return time.perf_counter() - began, value
-
-
-def time_baseline(workload: Workload) -> tuple[float, list[float]]:
-    """Seconds for the baseline model over ``workload`` (list conversion included), and starts."""
-    seconds, (start, _end) = _timed(
-        lambda: baseline_mmc(workload.arrival.tolist(), workload.service.tolist(), WORKERS)
-    )
-    return seconds, start
-
-
-def time_policy(workload: Workload, policy: str, seed: int) -> tuple[float, float, Json]:
-    """Seconds for ``sim.run`` alone and with ``result.tasks`` built, plus checks on the result."""
-    gc.collect()
-    began = time.perf_counter()
-    result = sim.run(workload, policy, workers=WORKERS, seed=seed)
-    ran = time.perf_counter()
-    tasks = result.tasks
-    built = time.perf_counter()
-    status = tasks["status"].astype(str)
-    checks: Json = {
-        "completed": int((status == "done").sum()),
-        "lost": int((status == "lost").sum()),
-        "start": tasks["start"].to_numpy(),
-    }
-    return ran - began, built - began, checks
+#: Seconds per round: by worker count, then "baseline" or policy, then contender.
+Seconds = dict[int, dict[str, Any]]
 
 
 # -- the benchmark -------------------------------------------------------------------------
 
 
-def run_rounds(n_tasks: int, rounds: int, seed: int) -> Json:
-    """Alternate baseline and policies for ``rounds`` rounds; raw seconds and checks."""
-    run_s: dict[str, list[float]] = {name: [] for name in (BASELINE, *POLICIES)}
-    with_tasks_s: dict[str, list[float]] = {name: [] for name in POLICIES}
-    fifo_start_gap: list[float] = []
-    same_draws = True
+def _empty_seconds(workers: Sequence[int], with_baseline: bool) -> Seconds:
+    seconds: Seconds = {}
+    for count in workers:
+        seconds[count] = {policy: {name: [] for name in CONTENDERS} for policy in POLICIES}
+        if with_baseline:
+            seconds[count][BASELINE] = []
+    return seconds
+
+
+def _run_one_pool_size(n_tasks: int, round_seed: int, count: int, raw: Json, checks: Json) -> str:
+    """One round at ``count`` workers: baseline, then each policy by each contender."""
+    run_s, with_tasks_s = raw["run_seconds"][count], raw["run_with_tasks_seconds"][count]
+    plain = make_workload(n_tasks, round_seed, count)
+    classed = make_workload(n_tasks, round_seed, count, PRIORITIES)
+    checks["priority_workload_same_draws"] &= bool(
+        np.array_equal(plain.arrival, classed.arrival)
+        and np.array_equal(plain.service, classed.service)
+    )
+    seconds, baseline_start = time_baseline(plain, count)
+    run_s[BASELINE].append(seconds)
+    line = [f"{count} workers: baseline {seconds:.2f} s"]
+    for policy in POLICIES:
+        workload = classed if policy == "priority" else plain
+        starts: dict[str, np.ndarray] = {}
+        times = []
+        for contender in CONTENDERS:
+            ran, built, result = time_contender(contender, workload, policy, count, round_seed)
+            if result["completed"] != n_tasks or result["lost"]:
+                raise RuntimeError(
+                    f"{policy} ({contender}, {count} workers): {result['completed']} of "
+                    f"{n_tasks} tasks done, {result['lost']} lost"
+                )
+            if contender == SIM_RUN:
+                checks["fast_path_applies"][count][policy] = result["fast_path_applies"]
+                checks["stolen_share"][count][policy].append(result["stolen"] / n_tasks)
+            starts[contender] = result["start"]
+            run_s[policy][contender].append(ran)
+            with_tasks_s[policy][contender].append(built)
+            times.append(f"{ran:.2f}")
+        same = np.array_equal(starts[EVENT_MODEL], starts[SIM_RUN])
+        checks["event_model_equals_sim_run"][count][policy] &= bool(same)
+        if policy == "fifo":
+            gap = max(float(np.abs(s - np.asarray(baseline_start)).max()) for s in starts.values())
+            previous = checks["fifo_vs_baseline_max_abs_start_diff"].get(count, 0.0)
+            checks["fifo_vs_baseline_max_abs_start_diff"][count] = max(previous, gap)
+        line.append(f"{policy} {'/'.join(times)} s")
+    return ", ".join(line)
+
+
+def run_rounds(n_tasks: int, rounds: int, seed: int, workers: Sequence[int]) -> Json:
+    """Alternate baseline and contenders, pool size after pool size, for ``rounds``
+    rounds; raw seconds and checks."""
+    raw: Json = {
+        "run_seconds": _empty_seconds(workers, with_baseline=True),
+        "run_with_tasks_seconds": _empty_seconds(workers, with_baseline=False),
+    }
+    checks: Json = {
+        "fifo_vs_baseline_max_abs_start_diff": {},
+        "event_model_equals_sim_run": {c: dict.fromkeys(POLICIES, True) for c in workers},
+        "fast_path_applies": {c: dict.fromkeys(POLICIES, False) for c in workers},
+        "stolen_share": {c: {p: [] for p in POLICIES} for c in workers},
+        "priority_workload_same_draws": True,
+    }
     for index in range(rounds):
         round_seed = seed + index
-        plain = make_workload(n_tasks, round_seed)
-        classed = make_workload(n_tasks, round_seed, PRIORITIES)
-        same_draws &= bool(
-            np.array_equal(plain.arrival, classed.arrival)
-            and np.array_equal(plain.service, classed.service)
-        )
-        seconds, baseline_start = time_baseline(plain)
-        run_s[BASELINE].append(seconds)
-        line = [f"round {index + 1}/{rounds} (seed {round_seed}): baseline {seconds:.2f} s"]
-        for policy in POLICIES:
-            workload = classed if policy == "priority" else plain
-            ran, built, checks = time_policy(workload, policy, round_seed)
-            if checks["completed"] != n_tasks or checks["lost"]:
-                raise RuntimeError(
-                    f"{policy}: {checks['completed']} of {n_tasks} tasks done, "
-                    f"{checks['lost']} lost"
-                )
-            if policy == "fifo":
-                gap = np.abs(checks["start"] - np.asarray(baseline_start))
-                fifo_start_gap.append(float(gap.max()))
-            run_s[policy].append(ran)
-            with_tasks_s[policy].append(built)
-            line.append(f"{policy} {ran:.2f} s")
-        print(", ".join(line), flush=True)
-    return {
-        "run_seconds": run_s,
-        "run_with_tasks_seconds": with_tasks_s,
-        "fifo_vs_baseline_max_abs_start_diff": max(fifo_start_gap),
-        "priority_workload_same_draws": same_draws,
-    }
-
-
-def summarise(n_tasks: int, raw: Json) -> Json:
-    """Median tasks/s of each contender, ratios to the baseline, verdicts."""
-    run_s: dict[str, list[float]] = raw["run_seconds"]
-    with_tasks_s: dict[str, list[float]] = raw["run_with_tasks_seconds"]
-    base_rates = [n_tasks / s for s in run_s[BASELINE]]
-    base = statistics.median(base_rates)
-    table: Json = {
-        BASELINE: {
-            "median_tasks_per_s": base,
-            "min_tasks_per_s": min(base_rates),
-            "max_tasks_per_s": max(base_rates),
-        }
-    }
-    for policy in POLICIES:
-        rates = [n_tasks / s for s in run_s[policy]]
-        with_tasks = [n_tasks / s for s in with_tasks_s[policy]]
-        paired = [b / p for b, p in zip(run_s[BASELINE], run_s[policy], strict=True)]
-        median = statistics.median(rates)
-        ratio = median / base
-        target = SPEED_TARGETS[policy]
-        table[policy] = {
-            "median_tasks_per_s": median,
-            "min_tasks_per_s": min(rates),
-            "max_tasks_per_s": max(rates),
-            "median_tasks_per_s_with_tasks_frame": statistics.median(with_tasks),
-            "ratio_to_baseline": ratio,
-            "ratio_to_baseline_with_tasks_frame": statistics.median(with_tasks) / base,
-            "median_of_paired_round_ratios": statistics.median(paired),
-            "target_ratio": target,
-            "pass": ratio >= target,
-        }
-    return table
-
-
-def time_workload_builds(n_tasks: int, repeats: int, seed: int) -> list[float]:
-    """Seconds to build an ``n_tasks`` workload, ``repeats`` times."""
-    return [_timed(partial(make_workload, n_tasks, seed + index))[0] for index in range(repeats)]
-
-
-def _ru_maxrss_mb() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes vs KiB
-
-
-def _peak_rss_mb() -> float:
-    """This program's peak resident set, MB.
-
-    On Linux ``ru_maxrss`` survives ``fork`` and ``execve``: a subprocess reports its
-    parent's high-water mark if that is larger. ``VmHWM`` in /proc/self/status belongs
-    to the running program image alone, so it is read where it exists.
-    """
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 2**10  # kB
-    except (OSError, ValueError, IndexError):
-        pass
-    return _ru_maxrss_mb()
-
-
-def memory_child(n_tasks: int, seed: int) -> Json:
-    """In a fresh process: build, simulate (FIFO), build ``tasks`` and ``summary()``; peak RSS."""
-    after_imports = _peak_rss_mb()
-    build_s, workload = _timed(lambda: make_workload(n_tasks, seed))
-    after_workload = _peak_rss_mb()
-    run_s, result = _timed(lambda: sim.run(workload, "fifo", workers=WORKERS, seed=seed))
-    after_run = _peak_rss_mb()
-    tasks_s, tasks = _timed(lambda: result.tasks)
-    summary_s, summary = _timed(result.summary)
-    return {
-        "n_tasks": n_tasks,
-        "rows": len(tasks),
-        "completed": summary["completed"],
-        "workload_build_s": build_s,
-        "run_s": run_s,
-        "tasks_frame_s": tasks_s,
-        "summary_s": summary_s,
-        "peak_rss_mb_after_imports": after_imports,
-        "peak_rss_mb_after_workload": after_workload,
-        "peak_rss_mb_after_run": after_run,
-        "peak_rss_mb": _peak_rss_mb(),
-        "ru_maxrss_mb": _ru_maxrss_mb(),
-    }
-
-
-def measure_memory(n_tasks: int, seed: int) -> Json:
-    """Run :func:`memory_child` in a subprocess and read back its figures."""
-    command = [sys.executable, "-m", "benchmarks.sim_speed", "--memory-child", str(n_tasks)]
-    done = subprocess.run(
-        [*command, "--seed", str(seed)], cwd=ROOT, capture_output=True, text=True, check=False
-    )
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise RuntimeError(f"memory subprocess exited with {done.returncode}: {last}")
-    figures: Json = json.loads(done.stdout.strip().splitlines()[-1])
-    figures["target_mb"] = MEMORY_TARGET_MB
-    figures["pass"] = figures["peak_rss_mb"] < MEMORY_TARGET_MB
-    return figures
+        for count in workers:
+            line = _run_one_pool_size(n_tasks, round_seed, count, raw, checks)
+            print(
+                f"round {index + 1}/{rounds} (seed {round_seed}), {line} ({EVENT_MODEL}/{SIM_RUN})",
+                flush=True,
+            )
+    raw["checks"] = checks
+    return raw
 
 
 # -- machine and report --------------------------------------------------------------------
@@ -322,38 +201,77 @@ def _verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
 
-def print_report(report: Json) -> None:
-    """The tidy table of figures and verdicts."""
+def _print_speed(report: Json) -> None:
     n_tasks, speed = report["config"]["tasks"], report["speed"]
     print()
     print(
-        f"M/M/{WORKERS}, rate {RATE}/s, mean service {SERVICE_MEAN} s, {n_tasks:,} tasks, "
-        f"{report['config']['rounds']} alternating rounds (median tasks/s)"
+        f"M/M/c at {RATE_PER_WORKER}/s per worker, mean service {SERVICE_MEAN} s, "
+        f"{n_tasks:,} tasks, {report['config']['rounds']} alternating rounds (median tasks/s)"
     )
     header = (
-        f"{'contender':<14}{'run tasks/s':>13}{'min..max':>19}{'+tasks frame':>14}"
-        f"{'ratio':>8}{'target':>8}  verdict"
+        f"{'workers':>7}  {'contender':<28}{'run tasks/s':>12}{'min..max':>19}"
+        f"{'+tasks frame':>14}{'ratio':>7}{'target':>8}  verdict"
     )
     print(header)
     print("-" * len(header))
-    base = speed[BASELINE]
-    spread = f"{base['min_tasks_per_s']:,.0f}..{base['max_tasks_per_s']:,.0f}"
-    print(f"{BASELINE:<14}{base['median_tasks_per_s']:>13,.0f}{spread:>19}{'':>14}{1.0:>8.2f}")
-    for policy in POLICIES:
-        row = speed[policy]
-        spread = f"{row['min_tasks_per_s']:,.0f}..{row['max_tasks_per_s']:,.0f}"
-        target = f">={row['target_ratio']:g}x"
+    for count, table in speed.items():
+        base = table[BASELINE]
+        spread = f"{base['min_tasks_per_s']:,.0f}..{base['max_tasks_per_s']:,.0f}"
         print(
-            f"{policy:<14}{row['median_tasks_per_s']:>13,.0f}{spread:>19}"
-            f"{row['median_tasks_per_s_with_tasks_frame']:>14,.0f}"
-            f"{row['ratio_to_baseline']:>8.2f}{target:>8}  {_verdict(row['pass'])}"
+            f"{count:>7}  {BASELINE:<28}{base['median_tasks_per_s']:>12,.0f}{spread:>19}"
+            f"{'':>14}{1.0:>7.2f}"
         )
-    checks = report["checks"]
+        for policy in POLICIES:
+            for contender in CONTENDERS:
+                row = table[policy][contender]
+                spread = f"{row['min_tasks_per_s']:,.0f}..{row['max_tasks_per_s']:,.0f}"
+                target = f">={row['target_ratio']:g}x"
+                print(
+                    f"{count:>7}  {policy + ' / ' + contender:<28}"
+                    f"{row['median_tasks_per_s']:>12,.0f}{spread:>19}"
+                    f"{row['median_tasks_per_s_with_tasks_frame']:>14,.0f}"
+                    f"{row['ratio_to_baseline']:>7.2f}{target:>8}  {_verdict(row['pass'])}"
+                )
+    scaling = report["pool_size_scaling"]
+    if scaling is not None:
+        parts = [f"{BASELINE} {scaling[BASELINE]:.2f}"]
+        for policy in POLICIES:
+            for contender in CONTENDERS:
+                parts.append(f"{policy} / {contender} {scaling[policy][contender]:.2f}")
+        print(
+            f"tasks/s at {scaling['largest_workers']} workers over {scaling['smallest_workers']}"
+            f" (1.00: cost per task flat): " + ", ".join(parts)
+        )
+
+
+def _print_checks(checks: Json) -> None:
+    gaps = checks["fifo_vs_baseline_max_abs_start_diff"]
     print(
-        f"check: FIFO start times equal the baseline's within "
-        f"{checks['fifo_vs_baseline_max_abs_start_diff']:.3g} s; priority workload has the "
-        f"same arrival/service draws: {checks['priority_workload_same_draws']}"
+        "check: FIFO start times (both contenders) equal the baseline's within "
+        + ", ".join(f"{gap:.3g} s at {count}" for count, gap in gaps.items())
+        + f"; priority workload has the same arrival/service draws: "
+        f"{checks['priority_workload_same_draws']}"
     )
+    same = all(all(row.values()) for row in checks["event_model_equals_sim_run"].values())
+    fast = all(all(row.values()) for row in checks["sim_run_takes_fast_path"].values())
+    print(
+        f"check: {EVENT_MODEL} and {SIM_RUN} start times equal bit for bit everywhere: "
+        f"{same}; {SIM_RUN} took the fast path everywhere: {fast}"
+    )
+    stolen = checks["stolen_share_by_round"]
+    print(
+        "work stealing: share of tasks stolen (median of rounds) "
+        + ", ".join(
+            f"{statistics.median(row['work-stealing']):.3f} at {count}"
+            for count, row in stolen.items()
+        )
+    )
+
+
+def print_report(report: Json) -> None:
+    """The tidy table of figures and verdicts."""
+    _print_speed(report)
+    _print_checks(report["checks"])
     build = report["workload_build"]
     print()
     print(
@@ -365,9 +283,9 @@ def print_report(report: Json) -> None:
         print("memory: skipped (--memory-tasks 0)")
         return
     print(
-        f"memory, {memory['n_tasks']:,}-task FIFO run in a subprocess: peak RSS "
-        f"{memory['peak_rss_mb']:.0f} MB (target < {MEMORY_TARGET_MB:g} MB)  "
-        f"{_verdict(memory['pass'])}"
+        f"memory, {memory['n_tasks']:,}-task FIFO run ({MEMORY_WORKERS} workers) in a "
+        f"subprocess: peak RSS {memory['peak_rss_mb']:.0f} MB (target < "
+        f"{MEMORY_TARGET_MB:g} MB)  {_verdict(memory['pass'])}"
     )
     print(f"  ru_maxrss {memory['ru_maxrss_mb']:.0f} MB (Linux: >= the parent's peak at spawn)")
     print(
@@ -389,6 +307,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=_int_at_least(1),
         default=DEFAULT_TASKS,
         help=f"tasks per speed run (default {DEFAULT_TASKS:,}; the targets are set at 200,000)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=_int_at_least(1),
+        nargs="+",
+        default=list(DEFAULT_WORKERS),
+        metavar="C",
+        help="worker counts, every contender runs at each; arrivals at 0.8/s per worker "
+        f"(default {' '.join(map(str, DEFAULT_WORKERS))})",
     )
     parser.add_argument(
         "--rounds",
@@ -414,7 +341,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-json", action="store_true", help="do not write the JSON file")
     parser.add_argument("--check", action="store_true", help="exit 1 if any target fails")
     parser.add_argument("--memory-child", type=_int_at_least(1), help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.workers = list(dict.fromkeys(args.workers))  # each count once, in the given order
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -428,6 +357,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RuntimeError as error:  # a run came out wrong (lost tasks, a crashed subprocess)
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 1
+
+
+def _by_workers(seconds: Seconds) -> Json:
+    return {str(count): value for count, value in seconds.items()}
 
 
 def _benchmark(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
@@ -453,8 +386,10 @@ def _benchmark(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     memory = measure_memory(args.memory_tasks, args.seed) if args.memory_tasks else None
     build_tasks = args.memory_tasks or DEFAULT_MEMORY_TASKS
     builds = time_workload_builds(build_tasks, args.rounds, args.seed)
-    raw = run_rounds(args.tasks, args.rounds, args.seed)
+    raw = run_rounds(args.tasks, args.rounds, args.seed, args.workers)
     info["load_average_at_end"] = _load_average()
+    speed = summarise(args.tasks, raw, args.workers)
+    checks = raw["checks"]
     report: Json = {
         "benchmark": "sim_speed",
         "command": " ".join([PROG, *(sys.argv[1:] if argv is None else argv)]),
@@ -462,17 +397,26 @@ def _benchmark(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
             "tasks": args.tasks,
             "rounds": args.rounds,
             "seed": args.seed,
-            "rate": RATE,
+            "workers": args.workers,
+            "rate_per_worker": RATE_PER_WORKER,
+            "rates": {str(count): rate(count) for count in args.workers},
             "service_mean": SERVICE_MEAN,
-            "workers": WORKERS,
             "priorities": {str(k): v for k, v in PRIORITIES.items()},
+            "contenders": [BASELINE, *CONTENDERS],
             "memory_tasks": args.memory_tasks,
+            "memory_workers": MEMORY_WORKERS,
         },
         "machine": info,
-        "speed": summarise(args.tasks, raw),
+        "speed": speed,
+        "pool_size_scaling": pool_size_scaling(speed, args.workers),
         "checks": {
-            "fifo_vs_baseline_max_abs_start_diff": raw["fifo_vs_baseline_max_abs_start_diff"],
-            "priority_workload_same_draws": raw["priority_workload_same_draws"],
+            "fifo_vs_baseline_max_abs_start_diff": _by_workers(
+                checks["fifo_vs_baseline_max_abs_start_diff"]
+            ),
+            "event_model_equals_sim_run": _by_workers(checks["event_model_equals_sim_run"]),
+            "sim_run_takes_fast_path": _by_workers(checks["fast_path_applies"]),
+            "stolen_share_by_round": _by_workers(checks["stolen_share"]),
+            "priority_workload_same_draws": checks["priority_workload_same_draws"],
         },
         "workload_build": {
             "n_tasks": build_tasks,
@@ -483,15 +427,17 @@ def _benchmark(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         },
         "memory": memory,
         "raw_seconds": {
-            "run": raw["run_seconds"],
-            "run_with_tasks_frame": raw["run_with_tasks_seconds"],
+            "run": _by_workers(raw["run_seconds"]),
+            "run_with_tasks_frame": _by_workers(raw["run_with_tasks_seconds"]),
         },
     }
     print_report(report)
     if not args.no_json:
         args.out.write_text(json.dumps(report, indent=2) + "\n")
         print(f"\nwrote {args.out}")
-    verdicts = [report["speed"][p]["pass"] for p in POLICIES]
+    verdicts = [
+        row["pass"] for table in speed.values() for p in POLICIES for row in table[p].values()
+    ]
     verdicts.append(report["workload_build"]["pass"])
     if memory is not None:
         verdicts.append(memory["pass"])
