@@ -12,7 +12,8 @@ SHA-256), a cell does what a user of :func:`pool.plan` does:
    times the fitted p95 service time (waiting for a worker, a core or the lock may add
    as much again);
 3. check: fresh real tasks (new arrivals and server delays) at each load on the real pool
-   at the recommended size and at one worker fewer; the p95 is compared with the plan's.
+   at the recommended size and at one worker fewer (or, where the plan finds no size in
+   range, at the largest); the p95 is compared with the plan's.
 """
 
 from __future__ import annotations
@@ -148,13 +149,16 @@ def _check(
     plan's mean and CI) and measured on fresh real tasks."""
     recommended = answer.recommendation.set_index("load_scale")["workers"]
     choice = recommended.get(load)
-    if choice is None or pd.isna(choice):
-        return [{"backend": "plan", "metric": "recommended", "value": np.nan, "load": load}]
-    rows: list[Row] = [
-        {"backend": "plan", "metric": "recommended", "value": float(choice), "load": load}
-    ]
     table = answer.table[answer.table["load_scale"] == load].set_index("workers")
-    for role, workers in (("recommended", int(choice)), ("below", int(choice) - 1)):
+    if choice is None or pd.isna(choice):
+        # "None within range" is an answer too: the largest pool must miss when measured.
+        checked = [("largest", max(PLAN_WORKERS))]
+        rows: list[Row] = [{"backend": "plan", "metric": "recommended", "value": np.nan,
+                            "load": load}]  # fmt: skip
+    else:
+        checked = [("recommended", int(choice)), ("below", int(choice) - 1)]
+        rows = [{"backend": "plan", "metric": "recommended", "value": float(choice), "load": load}]
+    for role, workers in checked:
         if workers < 1:
             continue
         predicted = table.loc[workers]

@@ -41,7 +41,7 @@ def checks(results: pd.DataFrame) -> pd.DataFrame:
         )
         if entry["role"] == "recommended":
             entry["target_met"] = entry["measured_meets"] and abs(entry["rel_error"]) <= TOLERANCE
-        else:  # predicted to miss; measured to miss, or the SLO inside the predicted CI
+        else:  # below / largest: predicted to miss; measured to miss, or the SLO in the CI
             low = float(values[("predicted", "p95_latency_low")])
             borderline = low <= bound <= high
             entry["target_met"] = (not entry["predicted_meets"]) and (
