@@ -23,13 +23,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from scipy import stats
 
 from pool import _validate
 from pool.overhead import Overhead
 from pool.tasks import Workload
 from pool.traces import _read_frame, first_bad_row
-from pool.workload_model import LAWS, ClassModel, WorkloadModel
+from pool.workload_model import LAWS, ClassModel, WorkloadModel, scipy_law
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -232,6 +231,8 @@ def _arrivals(submitted: FloatArray) -> tuple[str, float, FloatArray, str]:
         )
     rate = len(gaps) / float(gaps.sum())
     cv = float(np.std(gaps) / np.mean(gaps))
+    from scipy import stats
+
     p_value = float(stats.kstest(gaps, "expon", args=(0, float(np.mean(gaps)))).pvalue)
     if p_value >= POISSON_LEVEL:
         note = f"gaps' cv {cv:.2f}, KS p={p_value:.2f} against the exponential: Poisson"
@@ -274,7 +275,7 @@ def _class_model(
 
 def _mle(law: str, service: FloatArray) -> list[float]:
     positive = np.maximum(service, 1e-9)
-    return [float(p) for p in getattr(stats, LAWS[law]).fit(positive, floc=0)]
+    return [float(p) for p in scipy_law(law).fit(positive, floc=0)]
 
 
 def _best_law(service: FloatArray) -> tuple[str, list[float]]:
@@ -282,7 +283,7 @@ def _best_law(service: FloatArray) -> tuple[str, list[float]]:
     scored: list[tuple[float, str, list[float]]] = []
     for law in LAWS:
         params = _mle(law, positive)
-        loglik = float(np.sum(getattr(stats, LAWS[law]).logpdf(positive, *params)))
+        loglik = float(np.sum(scipy_law(law).logpdf(positive, *params)))
         free = len(params) - 1  # the location is fixed at 0
         aic = 2 * free - 2 * loglik
         if math.isfinite(aic):

@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from pool import _validate
 from pool.overhead import Overhead
@@ -204,6 +203,8 @@ def _basis(bases: pd.Series) -> str:
 
 
 def _interval(metric: str, values: np.ndarray[Any, Any]) -> dict[str, float]:
+    from scipy import stats
+
     mean = float(np.mean(values))
     if not np.all(np.isfinite(values)):
         return {metric: math.inf, f"{metric}_low": math.inf, f"{metric}_high": math.inf}

@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from scipy import stats
 
 from pool import _validate
 from pool.tasks import Workload
@@ -28,6 +27,13 @@ FloatArray = npt.NDArray[np.float64]
 #: Parametric service laws :func:`pool.fit` can fit (scipy.stats names, location 0).
 LAWS = {"exponential": "expon", "gamma": "gamma", "lognormal": "lognorm", "weibull": "weibull_min"}
 FORMAT_VERSION = 1
+
+
+def scipy_law(law: str) -> Any:
+    """The scipy.stats distribution of ``law`` (imported when first needed: scipy is heavy)."""
+    from scipy import stats
+
+    return getattr(stats, LAWS[law])
 
 
 @dataclass(frozen=True)
@@ -56,7 +62,7 @@ class ClassModel:
         if self.law == "empirical":
             picked = rng.integers(0, len(service), size)
             return service[picked], fraction[picked]
-        law = getattr(stats, LAWS[self.law])
+        law = scipy_law(self.law)
         drawn = np.asarray(law.rvs(*self.params, size=size, random_state=rng), dtype=np.float64)
         # A parametric law keeps the class's share of computing in its service time.
         share = float(np.sum(service * fraction) / np.sum(service))
@@ -66,7 +72,7 @@ class ClassModel:
         """Mean service (seconds) of the fitted law."""
         if self.law == "empirical":
             return float(np.mean(self.service))
-        return float(getattr(stats, LAWS[self.law])(*self.params).mean())
+        return float(scipy_law(self.law)(*self.params).mean())
 
 
 @dataclass(frozen=True)
