@@ -104,11 +104,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(prog="python -m benchmarks.fit_contention", description=__doc__)
     parser.add_argument("--seconds", type=int_at_least(1), default=20, help="recording (s)")
     parser.add_argument("--rounds", type=int_at_least(1), default=3, help="recordings each")
+    parser.add_argument(
+        "--lock-load", type=float, default=LOCK_LOAD, help="8-worker cap: share of the lock"
+    )
+    parser.add_argument("--kinds", default="handler,python", help="task kinds to record")
     parser.add_argument("--out", default="benchmarks/results/fit_contention.json")
     args = parser.parse_args(argv)
     seconds, rounds = float(args.seconds), int(args.rounds)
     machine = real.calibrate()
-    kinds = _kinds()
+    kinds = {name: kind for name, kind in _kinds().items() if name in args.kinds.split(",")}
     figures: dict[str, Any] = {}
     for name, kind in kinds.items():
         rate = LOAD_ONE_WORKER / kind["service"]
@@ -116,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         walls: dict[int, list[float]] = {w: [] for w in WORKER_COUNTS}
         for round_ in range(rounds):
             for workers in WORKER_COUNTS:
-                crowded = min(RATE_FACTOR * rate, LOCK_LOAD / kind["lock_held"])
+                crowded = min(RATE_FACTOR * rate, args.lock_load / kind["lock_held"])
                 at = crowded if workers > 1 else rate
                 trace = record(kind, workers, at, seconds, seed=round_)
                 model = pool.fit(trace, gil_share=kind["gil_share"], overhead=machine)
@@ -146,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         "load_average": load_average(),
         "seconds": seconds,
         "rounds": rounds,
+        "lock_load": args.lock_load,
         "machine": machine.as_dict(),
         "kinds": figures,
     }
