@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         from experiments import plan_cli
 
         try:
-            return plan_cli.run(args, _fail, _integer)
+            return plan_cli.run(args, _fail, _integer, _writable)
         except KeyboardInterrupt:
             print("interrupted: finished chains are kept; rerun to resume", file=sys.stderr)
             return 130

@@ -43,8 +43,14 @@ def add_arguments(plan: argparse.ArgumentParser) -> None:
     plan.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def run(args: argparse.Namespace, fail: Fail, integer: Callable[[str, str, int], int]) -> int:
-    """Check every flag, fit, plan, write the files; return the exit code."""
+def run(
+    args: argparse.Namespace,
+    fail: Fail,
+    integer: Callable[[str, str, int], int],
+    writable: Callable[[Path], Path],
+) -> int:
+    """Check every flag, fit, plan, write the files; return the exit code. ``fail``,
+    ``integer`` and ``writable`` are the command line's own checks (one line, exit 2)."""
     import pool
     from pool.planning import SLO_METRICS, check_arguments
 
@@ -58,7 +64,7 @@ def run(args: argparse.Namespace, fail: Fail, integer: Callable[[str, str, int],
     jobs = integer("jobs", args.jobs, 1) if args.jobs is not None else 1
     gil_share = _floats("gil-share", args.gil_share, fail)[0]
     machine = _machine(args.machine, fail)
-    out = _writable(Path(args.out), fail)
+    out = writable(Path(args.out))
     try:
         check_arguments(slo, sizes, policies, loads, reps, n_tasks)
         model = pool.fit(args.trace, gil_share=gil_share, overhead=machine)
@@ -128,7 +134,7 @@ def _floats(name: str, text: str, fail: Fail) -> list[float]:
         values = [float(part) for part in text.split(",")]
     except ValueError:
         fail(f"--{name} must be numbers separated by commas, got {text!r}")
-    if not all(value > 0 for value in values) or not all(v == v for v in values):
+    if not all(value > 0 for value in values):  # NaN is not > 0 either
         fail(f"--{name} must be numbers > 0, got {text!r}")
     return values
 
@@ -142,17 +148,6 @@ def _machine(path: str | None, fail: Fail) -> Any:
         return Overhead.from_dict(json.loads(Path(path).read_text()))
     except (OSError, ValueError, TypeError) as error:
         fail(f"--machine {path!r}: not a calibration file ({error})")
-
-
-def _writable(out: Path, fail: Fail) -> Path:
-    import os
-
-    existing = out
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        fail(f"--out {str(out)!r} is not a writable folder")
-    return out
 
 
 def _config_key(trace: str, settings: list[Any], machine: Any) -> str:

@@ -65,8 +65,12 @@ class ClassModel:
         law = scipy_law(self.law)
         drawn = np.asarray(law.rvs(*self.params, size=size, random_state=rng), dtype=np.float64)
         # A parametric law keeps the class's share of computing in its service time.
-        share = float(np.sum(service * fraction) / np.sum(service))
-        return np.maximum(drawn, 0.0), np.full(size, share)
+        return np.maximum(drawn, 0.0), np.full(size, self.cpu_share())
+
+    def cpu_share(self) -> float:
+        """The part of the class's service time spent computing."""
+        service = np.asarray(self.service)
+        return float(np.sum(service * np.asarray(self.cpu_fraction)) / np.sum(service))
 
     def mean(self) -> float:
         """Mean service (seconds) of the fitted law."""
@@ -154,9 +158,7 @@ class WorkloadModel:
                     "mean_s": model.mean(),
                     "cv": _cv(service),
                     "p95_s": float(np.quantile(service, 0.95)),
-                    "cpu_fraction": float(
-                        np.sum(service * np.asarray(model.cpu_fraction)) / np.sum(service)
-                    ),
+                    "cpu_fraction": model.cpu_share(),
                     "gil_share": model.gil_share,
                     "note": model.note,
                 }

@@ -208,12 +208,14 @@ class WorkerLifecycle:
             if self._recorder is not None:
                 self._recorder.complete(task, now)
             self._counts["completed"] += 1
-            self._log(task, "completed", now)
+            if self._trace is not None:
+                self._log(task, "completed", now)
             self._resolve(task)
             return item.future, value, None
         if outcome is _CANCELLED:
             self._counts["cancelled"] += 1
-            self._log(task, "cancelled", now)
+            if self._trace is not None:
+                self._log(task, "cancelled", now)
             self._resolve(task)
             return None
         return self._attempt_failed(task, "error", value, isinstance(value, self.retry_exceptions))
@@ -231,7 +233,8 @@ class WorkerLifecycle:
             self._counts["failed"] += 1
             if self._recorder is not None:
                 self._recorder.fail(task, now)
-            self._log(task, "failed", now)
+            if self._trace is not None:
+                self._log(task, "failed", now)
             self._resolve(task)
             return item.future, None, error
         self._counts["retried"] += 1
@@ -289,14 +292,15 @@ class WorkerLifecycle:
         self.supervisor.schedule(self.now() + delay, begin)
 
     def _log(self, task: int, status: str, now: float) -> None:
-        if self._trace is not None:
-            item = self._items[task]
-            if status == "cancelled":  # taken from the queue perhaps, but never run
-                item.started = item.cpu_time = math.nan
-            times = (item.submitted, item.started, now)
-            self._trace.add(
-                task, times, item.worker, item.priority, status, item.attempts, item.cpu_time
-            )
+        """Add ``task``'s row to the trace (callers check that the pool records one)."""
+        assert self._trace is not None
+        item = self._items[task]
+        if status == "cancelled":  # taken from the queue perhaps, but never run
+            item.started = item.cpu_time = math.nan
+        times = (item.submitted, item.started, now)
+        self._trace.add(
+            task, times, item.worker, item.priority, status, item.attempts, item.cpu_time
+        )
 
     def _retire(self, slot: int) -> None:
         worker = self._slots.get(slot)

@@ -233,7 +233,8 @@ class ThreadedPool(WorkerLifecycle, Executor):
         for slot in list(self._slots):
             while (task := self.policy.next_task(slot, now)) is not None:
                 drained.append(self._items[task].future)
-                self._log(task, "cancelled", now)
+                if self._trace is not None:
+                    self._log(task, "cancelled", now)
                 self._resolve(task)
         self._counts["cancelled"] += len(drained)
         # Queued where no serving worker can reach them (all workers dead or restarting):

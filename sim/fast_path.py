@@ -15,16 +15,13 @@ thousands of models needs.
 from __future__ import annotations
 
 import heapq
-from typing import TYPE_CHECKING
 
 from pool.faults import FaultPlan
 from pool.records import DONE, Recorder
 from pool.results import RunResult
 from pool.seeding import run_streams
 from pool.tasks import Workload
-
-if TYPE_CHECKING:
-    from sim.simulated_pool import SimulatedPool
+from sim.simulated_pool import SimulatedPool, run_meta
 
 
 def applies(config: SimulatedPool, workload: Workload) -> bool:
@@ -102,7 +99,7 @@ def run(config: SimulatedPool, workload: Workload, durations: list[float]) -> Ru
             task += 1
         for slot in woken:
             work(slot, now)
-    return rec.result("sim", _meta(config, end_time))
+    return rec.result("sim", run_meta(config, end_time))
 
 
 def _stole(taken: tuple[int, list[int]] | None, slot: int, now: float, rec: Recorder) -> bool:
@@ -112,14 +109,3 @@ def _stole(taken: tuple[int, list[int]] | None, slot: int, now: float, rec: Reco
         rec.stolen[task] = True
         rec.event(now, "steal", slot, task)
     return True
-
-
-def _meta(config: SimulatedPool, end_time: float) -> dict[str, object]:
-    return {
-        "policy": config.policy.describe(),
-        "workers": config.workers,
-        "seed": config.seed,
-        "overhead": config.overhead.as_dict(),
-        "recovery": vars(config.recovery),
-        "end_time": end_time,
-    }

@@ -136,15 +136,7 @@ class _Run:
         except RuntimeError as error:
             if "No scheduled events left" not in str(error):
                 raise
-        meta = {
-            "policy": self.policy.describe(),
-            "workers": self.config.workers,
-            "seed": self.config.seed,
-            "overhead": self.config.overhead.as_dict(),
-            "recovery": vars(self.recovery),
-            "end_time": self.env.now,
-        }
-        return self.rec.result("sim", meta)
+        return self.rec.result("sim", run_meta(self.config, self.env.now))
 
     # -- tasks -------------------------------------------------------------------------
 
@@ -340,6 +332,18 @@ class _Run:
         """A worker leaves or freezes, perhaps woken for a queued task: wake another."""
         if self.idle and self.policy.queued():
             self.idle.popitem()[1].wake.succeed()
+
+
+def run_meta(config: SimulatedPool, end_time: float) -> dict[str, object]:
+    """What a model run records of itself (``RunResult.meta``); ``end_time`` in seconds."""
+    return {
+        "policy": config.policy.describe(),
+        "workers": config.workers,
+        "seed": config.seed,
+        "overhead": config.overhead.as_dict(),
+        "recovery": vars(config.recovery),
+        "end_time": end_time,
+    }
 
 
 def run(
