@@ -62,7 +62,7 @@ def run(
     n_tasks = integer("tasks", args.tasks, 100) if args.tasks is not None else None
     seed = integer("seed", args.seed, 0)
     jobs = integer("jobs", args.jobs, 1) if args.jobs is not None else 1
-    gil_share = _floats("gil-share", args.gil_share, fail)[0]
+    gil_share = _number("gil-share", args.gil_share, fail)  # its range: pool.fit says
     machine = _machine(args.machine, fail)
     out = writable(Path(args.out))
     try:
@@ -137,6 +137,13 @@ def _floats(name: str, text: str, fail: Fail) -> list[float]:
     if not all(value > 0 for value in values):  # NaN is not > 0 either
         fail(f"--{name} must be numbers > 0, got {text!r}")
     return values
+
+
+def _number(name: str, text: str, fail: Fail) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        fail(f"--{name} must be a number, got {text!r}")
 
 
 def _machine(path: str | None, fail: Fail) -> Any:
