@@ -14,8 +14,9 @@ of a second of simulation: 5 queues (M/M/1, M/M/4, M/D/1, M/G/1, priority M/M/4)
 * ``serial``: ``jobs=1``, one cell after another in this process;
 * ``jobs``: ``jobs=--workers`` (default 2), a ``ProcessPoolExecutor``;
 * ``dask``: a ``LocalCluster`` of ``--workers`` processes of one thread each, started for
-  the round and closed after it (``connect_dask("local", workers)``); cells go out in
-  groups of about a second (``experiments.batching``).
+  the round and closed after it (``connect_dask("local", workers)``, passed to
+  ``run_cells`` as ``dask=``); cells go out in groups of about a second
+  (``experiments.batching``).
 
 Timed: the grid (``run_cells`` alone: submitting, running, writing every cell's file),
 and for Dask also end to end (starting the cluster, the grid, closing it). CPU seconds
@@ -50,7 +51,7 @@ from benchmarks._common import cpu_model as _cpu_model
 from benchmarks._common import int_at_least as _int_at_least
 from benchmarks._common import load_average as _load_average
 from experiments import dask_backend, execution, storage, theory
-from experiments.framework import Cell, Context, cell_seed
+from experiments.definition import Cell, Context, cell_seed
 
 PROG = "python -m benchmarks.grid_scaling"
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "grid_scaling.json"
@@ -89,7 +90,7 @@ def run_grid(
     backend = dask_backend.connect_dask("local", workers)
     started = time.perf_counter()
     with backend:
-        execution.run_cells(experiment, folder, tasks, version, 1, progress=False)
+        execution.run_cells(experiment, folder, tasks, version, 1, progress=False, dask=backend)
         ran = time.perf_counter()
     closed = time.perf_counter()
     return {

@@ -16,10 +16,13 @@ import os
 import sys
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from experiments import registry
-from experiments.framework import Experiment
+from experiments.definition import Experiment
+
+if TYPE_CHECKING:
+    from experiments.dask_backend import DaskBackend
 
 
 class _Parser(argparse.ArgumentParser):
@@ -111,11 +114,10 @@ def main(argv: list[str] | None = None) -> int:
         _dask_arguments(args.dask, args.jobs)
     from experiments.framework import run_experiment
 
+    progress = not args.no_progress
     try:
-        with _dask(args.dask, jobs if args.jobs is not None else None, experiment):
-            folder = run_experiment(
-                experiment, out, args.quick, seed, reps, jobs, progress=not args.no_progress
-            )
+        with _dask(args.dask, jobs if args.jobs is not None else None, experiment) as dask:
+            folder = run_experiment(experiment, out, args.quick, seed, reps, jobs, progress, dask)
     except KeyboardInterrupt:
         print("interrupted: finished cells are kept; rerun to resume", file=sys.stderr)
         return 130
@@ -138,9 +140,9 @@ def _dask_arguments(address: str, jobs: str | None) -> None:
 
 def _dask(
     address: str | None, workers: int | None, experiment: Experiment
-) -> AbstractContextManager[object]:
+) -> AbstractContextManager[DaskBackend | None]:
     """The Dask backend for ``--dask`` (connected now, so a bad address exits 2 before
-    anything is written), or no backend."""
+    anything is written; its block closes it), or no backend (None)."""
     if address is None:
         return nullcontext()
     from experiments.dask_backend import connect_dask

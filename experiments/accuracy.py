@@ -9,7 +9,7 @@ import pandas as pd
 
 from experiments import storage
 from experiments.charts import quantile_rows
-from experiments.framework import Row
+from experiments.definition import Row
 from pool.results import RunResult
 
 METRICS = (

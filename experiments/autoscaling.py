@@ -18,7 +18,7 @@ import real
 import sim
 from experiments import timelines
 from experiments.accuracy import pair_rows
-from experiments.framework import Cell, Context, Experiment, Row
+from experiments.definition import Cell, Context, Experiment, Row
 from pool import Autoscaling, Workload, dists
 
 MEAN_SERVICE = 0.010

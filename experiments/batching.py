@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from experiments.framework import Cell, Context
+from experiments.definition import Cell, Context
 
 TASK_SECONDS = 1.0
 """Aimed-for seconds of cells per task: overhead of ~1% per task, and little work lost

@@ -213,7 +213,7 @@ def predicted_measured_lines(
     log_y: bool = False,
 ) -> Path:
     """``metric`` against column ``x``, one colour per value of ``hue``: predicted dashed
-    (open markers), measured solid. ``summary`` is :func:`framework.summarize` output.
+    (open markers), measured solid. ``summary`` is :func:`definition.summarize` output.
     ``extra`` (metric -> axis label) adds a panel per further metric, drawn the same way
     from whichever of predicted/measured it has. ``log2_x``: a base-2 log x axis (for
     counts such as 1, 2, 4, 8 workers); ``log_y``: a log y axis for the first panel (for

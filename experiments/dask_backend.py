@@ -1,8 +1,10 @@
 """Connecting to a Dask cluster that runs an experiment's cells (the CLI's ``--dask``).
 
-Inside ``with connect_dask(ADDRESS):`` the cells of :func:`experiments.execution.run_cells`
-go to a Dask cluster: ``local`` (a ``LocalCluster`` started here, tuned by
-:data:`LOCAL_CLUSTER_CONFIG`) or the scheduler at ``ADDRESS``. Needs the optional extra:
+``backend = connect_dask(ADDRESS)`` connects to a Dask cluster: ``local`` (a
+``LocalCluster`` started here, tuned by :data:`LOCAL_CLUSTER_CONFIG`) or the scheduler at
+``ADDRESS``. A run given ``dask=backend`` (:func:`experiments.execution.run_cells`,
+``framework.run_experiment``) sends its cells there; no other run does. Needs the
+optional extra:
 ``pip install 'poolbench[dask]'``. How the cells run there (groups, retries, real cells
 alone per host) is :mod:`experiments.dask_grid`. Workers need the same poolbench code
 installed: a worker whose sources hash differently is reported once. Cells that measure
@@ -16,16 +18,14 @@ from __future__ import annotations
 import logging
 import re
 import time
-from contextvars import Token
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from tqdm import tqdm
 
 from experiments.dask_grid import EXCLUSIVE, one_line, run_grid, worker_version
-from experiments.execution import ACTIVE_DASK
-from experiments.framework import Cell, Context, Experiment
+from experiments.definition import Experiment
+from experiments.execution import Todo
 
 SLOTS_REFRESH_SECONDS = 2.0
 """How often the number of worker threads is read again (a cluster may grow or shrink)."""
@@ -77,9 +77,9 @@ def connect_dask(address: str, workers: int | None = None) -> DaskBackend:
 
     The workers import the experiments now, as a serial run has before its first cell.
     ValueError with a one-line message if the address is malformed, Dask is not installed,
-    the scheduler cannot be reached or its workers cannot import poolbench. Use the result
-    as a context manager: the cells of experiments run inside the block go to the cluster,
-    which is closed at its end."""
+    the scheduler cannot be reached or its workers cannot import poolbench. Pass the result
+    as ``dask=`` to the runs that should use the cluster, and close it when done: ``with
+    connect_dask(ADDRESS) as backend:`` closes it at the end of the block."""
     check_dask_address(address)
     try:
         import distributed
@@ -124,18 +124,17 @@ def connect_dask(address: str, workers: int | None = None) -> DaskBackend:
 class DaskBackend:
     """A Dask client (and the ``LocalCluster`` it started, for ``local``) that runs cells.
 
-    ``with backend:`` makes it the backend of :func:`~experiments.execution.run_cells` (so
-    of ``framework.run_experiment``) inside the block, and closes it at the end."""
+    Cells go to it only where it is passed, as ``run_cells(..., dask=backend)`` (or
+    ``framework.run_experiment(..., dask=backend)``). ``with backend:`` only closes it at
+    the end of the block."""
 
     def __init__(self, address: str, client: Any, cluster: Any = None) -> None:
         self.address = address
         self.client = client
         self.cluster = cluster
-        self._tokens: list[Token[DaskBackend | None]] = []
         self._slots = (0, -float("inf"))  # worker threads, and when they were counted
 
     def __enter__(self) -> DaskBackend:
-        self._tokens.append(ACTIVE_DASK.set(self))
         return self
 
     def __exit__(
@@ -144,7 +143,6 @@ class DaskBackend:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        ACTIVE_DASK.reset(self._tokens.pop())
         self.close()
 
     def close(self) -> None:
@@ -176,7 +174,7 @@ class DaskBackend:
     def run(
         self,
         experiment: Experiment,
-        todo: list[tuple[tuple[Cell, Context], Path]],
+        todo: Todo,
         version: str,
         bar: tqdm[Any],
     ) -> None:

@@ -20,18 +20,14 @@ import socket
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from tqdm import tqdm
 
 from experiments import storage
 from experiments.batching import Batches, PendingCell
-from experiments.execution import cell_frame
-from experiments.framework import Cell, Context, Experiment, cell_key
-
-if TYPE_CHECKING:
-    from experiments.dask_backend import DaskBackend
+from experiments.definition import Cell, Context, Experiment, cell_key
+from experiments.execution import Todo, cell_frame
 
 RETRIES = 2
 """How many times a failed cell is run again on a Dask cluster before the run stops."""
@@ -54,10 +50,24 @@ class CellsDone:
     outcomes: list[Outcome]
 
 
+class Cluster(Protocol):
+    """What :func:`run_grid` needs of a connection to a Dask cluster (such as
+    :class:`experiments.dask_backend.DaskBackend`, which connects and calls it)."""
+
+    address: str
+    client: Any  # a distributed.Client
+
+    def exclusive_workers(self) -> list[str]:
+        """Addresses of the workers that offer :data:`EXCLUSIVE`."""
+
+    def slots(self) -> int:
+        """Worker threads in the cluster, at least 1."""
+
+
 def run_grid(
-    backend: DaskBackend,
+    backend: Cluster,
     experiment: Experiment,
-    todo: list[tuple[tuple[Cell, Context], Path]],
+    todo: Todo,
     version: str,
     bar: tqdm[Any],
 ) -> None:

@@ -2,15 +2,16 @@
 skipping saved ones.
 
 Three backends, one result: each cell and replication gets its seed from
-:func:`experiments.framework.cell_seed` (a ``SeedSequence`` keyed by the cell's own
+:func:`experiments.definition.cell_seed` (a ``SeedSequence`` keyed by the cell's own
 parameters and the replication), so where and in which order cells run changes nothing
 in ``results.parquet``.
 
 * serial (the default): cells run one after another in this process.
 * ``jobs > 1``: simulation cells run in a ``ProcessPoolExecutor`` of ``jobs`` processes.
   Cells that measure the real pool (``needs_real``) always run serially.
-* Dask: inside ``with connect_dask(ADDRESS):`` (the CLI's ``--dask``) cells go to a Dask
-  cluster; see :mod:`experiments.dask_backend`.
+* Dask: ``run_cells(..., dask=backend)`` with ``backend = connect_dask(ADDRESS)`` (the
+  CLI's ``--dask``) sends the cells to a Dask cluster; see :mod:`experiments.dask_backend`.
+  Any :class:`CellRunner` can stand in: this module imports nothing of Dask.
 
 A cell of an experiment that measures the real pool records the host that measured
 (column ``host``, on every backend).
@@ -23,19 +24,26 @@ import hashlib
 import json
 import socket
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextvars import ContextVar
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import pandas as pd
 from tqdm import tqdm
 
 from experiments import storage
-from experiments.framework import Cell, Context, Experiment, tidy
+from experiments.definition import Cell, Context, Experiment, tidy
 from pool.overhead import Overhead
 
-if TYPE_CHECKING:
-    from experiments.dask_backend import DaskBackend
+Todo = list[tuple[tuple[Cell, Context], Path]]
+"""Cells still to run: each cell and its context, and the file its rows go to."""
+
+
+class CellRunner(Protocol):
+    """Runs cells elsewhere than in this machine's processes, such as
+    :class:`experiments.dask_backend.DaskBackend` on a Dask cluster."""
+
+    def run(self, experiment: Experiment, todo: Todo, version: str, bar: tqdm[Any]) -> None:
+        """Run every cell of ``todo``, write its file, and advance ``bar`` once per cell."""
 
 
 def calibration(folder: Path, needs_real: bool) -> Overhead:
@@ -70,15 +78,14 @@ def run_cells(
     version: str,
     jobs: int,
     progress: bool,
-    dask: DaskBackend | None = None,
+    dask: CellRunner | None = None,
 ) -> list[Path]:
     """Run every task whose file is missing; return the files of all tasks, in order.
 
-    ``dask`` (or, if None, the backend of an enclosing ``with connect_dask(...)``) runs
-    the cells on that Dask cluster; ``jobs`` then plays no part."""
+    ``dask`` (a connected :class:`~experiments.dask_backend.DaskBackend`), if given,
+    runs the cells; ``jobs`` then plays no part. Nothing else chooses the backend."""
     paths = [cell_path(folder, cell, context, version) for cell, context in tasks]
     todo = [(task, path) for task, path in zip(tasks, paths, strict=True) if not path.is_file()]
-    backend = dask if dask is not None else ACTIVE_DASK.get()
     bar = tqdm(
         total=len(tasks),
         initial=len(tasks) - len(todo),
@@ -88,8 +95,8 @@ def run_cells(
         leave=False,
     )
     with bar:
-        if backend is not None and todo:
-            backend.run(experiment, todo, version, bar)
+        if dask is not None and todo:
+            dask.run(experiment, todo, version, bar)
         elif jobs > 1 and not experiment.needs_real and len(todo) > 1:
             with ProcessPoolExecutor(max_workers=jobs) as executor:
                 futures = [
@@ -138,7 +145,3 @@ def quiet_collector() -> None:
     """
     gc.collect()
     gc.freeze()
-
-
-ACTIVE_DASK: ContextVar[DaskBackend | None] = ContextVar("poolbench_dask_backend", default=None)
-"""The Dask backend of the enclosing ``with connect_dask(...)`` block, if any."""

@@ -17,7 +17,7 @@ import real
 import sim
 from experiments import charts, storage, timelines
 from experiments.accuracy import accuracy_table, pair_rows
-from experiments.framework import Cell, Context, Experiment, Row, summarize
+from experiments.definition import Cell, Context, Experiment, Row, summarize
 from pool import FaultPlan, Recovery, Workload, dists
 
 MEAN_SERVICE = 0.010

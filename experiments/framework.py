@@ -1,97 +1,45 @@
-"""Experiments as parameter grids with tidy results, resumable and written atomically.
+"""Running an experiment end to end, resumable and written atomically.
 
-An :class:`Experiment` declares its grid (a list of cells, each a dict of parameters),
-how to run one cell for one replication (returning tidy rows: backend, metric, value),
-and how to draw its charts from the combined results. :func:`run_experiment` runs the
-cells it has not run yet with the same config and code version, saving each finished
-cell at once (so Ctrl-C keeps them), then writes ``results.parquet``, ``summary.csv``,
-``metadata.json`` and the charts.
+An experiment (:class:`~experiments.definition.Experiment`) declares its grid (a list
+of cells, each a dict of parameters), how to run one cell for one replication (returning
+tidy rows: backend, metric, value), and how to draw its charts from the combined
+results. :func:`run_experiment` runs the cells it has not run yet with the same config
+and code version, saving each finished cell at once (so Ctrl-C keeps them), then writes
+``results.parquet``, ``summary.csv``, ``metadata.json`` and the charts.
+
+The definitions are re-exported here, so ``from experiments.framework import Context``
+keeps working in notebooks and scripts.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import zlib
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from experiments import storage
-from pool.overhead import Overhead
+from experiments import execution, storage
+from experiments.definition import (
+    Cell,
+    Context,
+    Experiment,
+    Row,
+    cell_key,
+    cell_seed,
+    summarize,
+    tidy,
+)
 
-Cell = dict[str, Any]
-Row = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Context:
-    """What a cell's run gets besides its parameters."""
-
-    seed: int
-    replication: int
-    quick: bool
-    overhead: Overhead = field(default_factory=Overhead)
-
-
-@dataclass(frozen=True)
-class Experiment:
-    """A named grid of cells, how to run one, and how to chart the results.
-
-    ``grid(quick)`` lists the cells; ``run_cell(cell, context)`` returns tidy rows with
-    at least ``backend``, ``metric`` and ``value``; ``charts(results, folder)`` draws PNGs
-    and returns their paths. ``needs_real``: the cells measure the real pool, so they
-    never run in parallel and a calibration runs first.
-    """
-
-    name: str
-    description: str
-    grid: Callable[[bool], list[Cell]]
-    run_cell: Callable[[Cell, Context], list[Row]]
-    charts: Callable[[pd.DataFrame, Path], list[Path]]
-    needs_real: bool = False
-
-
-def cell_key(cell: Cell) -> str:
-    """A stable short name for a cell's parameters."""
-    text = json.dumps(cell, sort_keys=True, default=str)
-    return hashlib.sha1(text.encode()).hexdigest()[:12]
-
-
-def cell_seed(seed: int, cell: Cell, replication: int) -> int:
-    """The seed of one cell and replication: a SeedSequence keyed by the cell's own
-    parameters, so adding or removing cells never changes another cell's seed."""
-    spawn_key = (zlib.crc32(cell_key(cell).encode()), replication)
-    sequence = np.random.SeedSequence(entropy=seed, spawn_key=spawn_key)
-    return int(sequence.generate_state(1, dtype=np.uint32)[0])
-
-
-def tidy(cell: Cell, context: Context, rows: Sequence[Row]) -> pd.DataFrame:
-    """Rows of one cell and replication with the cell's parameters as columns."""
-    frame = pd.DataFrame(list(rows))
-    for name, value in cell.items():
-        frame[name] = value if not isinstance(value, list | dict) else json.dumps(value)
-    frame["cell"] = cell_key(cell)
-    frame["seed"] = context.seed
-    frame["replication"] = context.replication
-    return frame
-
-
-def summarize(results: pd.DataFrame) -> pd.DataFrame:
-    """Predicted against measured per cell and metric (means over replications)."""
-    ignored = ("backend", "value", "seed", "replication", "host")
-    keys = [c for c in results.columns if c not in ignored]
-    means = results.groupby([*keys, "backend"], dropna=False, sort=False)["value"].mean()
-    table = means.unstack("backend").reset_index()
-    if "sim" in table and "real" in table:
-        table = table.rename(columns={"sim": "predicted", "real": "measured"})
-        measured = table["measured"].where(table["measured"] != 0)
-        table["rel_error"] = (table["predicted"] - measured) / measured
-    return table
+__all__ = [
+    "Cell",
+    "Context",
+    "Experiment",
+    "Row",
+    "cell_key",
+    "cell_seed",
+    "run_experiment",
+    "summarize",
+    "tidy",
+]
 
 
 def run_experiment(
@@ -102,10 +50,13 @@ def run_experiment(
     reps: int,
     jobs: int = 1,
     progress: bool = True,
+    dask: execution.CellRunner | None = None,
 ) -> Path:
-    """Run the cells not yet saved, then write the experiment's files into ``out/name``."""
-    from experiments import execution
+    """Run the cells not yet saved, then write the experiment's files into ``out/name``.
 
+    The cells run serially, in ``jobs`` local processes, or on ``dask`` if given (a
+    :class:`~experiments.dask_backend.DaskBackend`); see
+    :func:`experiments.execution.run_cells`."""
     folder = out / experiment.name
     cells = experiment.grid(quick)
     config = {"experiment": experiment.name, "quick": quick, "seed": seed, "reps": reps}
@@ -116,7 +67,7 @@ def run_experiment(
         for cell in cells
         for rep in range(reps)
     ]
-    paths = execution.run_cells(experiment, folder, tasks, version, jobs, progress)
+    paths = execution.run_cells(experiment, folder, tasks, version, jobs, progress, dask)
     results = pd.concat([pd.read_parquet(path) for path in paths], ignore_index=True)
     storage.write_parquet(results, folder / "results.parquet")
     storage.write_csv(summarize(results), folder / "summary.csv")

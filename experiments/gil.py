@@ -24,7 +24,7 @@ import real
 import sim
 from experiments import charts
 from experiments.accuracy import accuracy_table, pair_rows
-from experiments.framework import Cell, Context, Experiment, Row, summarize
+from experiments.definition import Cell, Context, Experiment, Row, summarize
 from pool import Workload, dists
 
 SERVICE = 0.010

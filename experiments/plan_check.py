@@ -28,7 +28,7 @@ import pandas as pd
 import pool
 import real
 from experiments import plan_check_charts
-from experiments.framework import Cell, Context, Experiment, Row
+from experiments.definition import Cell, Context, Experiment, Row
 from experiments.real_tasks import MIXES, LocalServer, Mix, RealTask, performer, profile
 from pool import Workload
 

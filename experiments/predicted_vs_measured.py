@@ -15,7 +15,7 @@ import real
 import sim
 from experiments import charts
 from experiments.accuracy import accuracy_table, pair_rows
-from experiments.framework import Cell, Context, Experiment, Row
+from experiments.definition import Cell, Context, Experiment, Row, summarize
 from pool import Workload, dists
 
 MEAN_SERVICE = 0.010
@@ -62,8 +62,6 @@ def run_cell(cell: Cell, context: Context) -> list[Row]:
 
 def draw(results: pd.DataFrame, folder: Path) -> list[Path]:
     """Parity plots, latency CDF overlays and the accuracy table against the targets."""
-    from experiments.framework import summarize
-
     summary = summarize(results[~results["metric"].str.startswith("latency_q")])
     paths = [
         charts.parity(

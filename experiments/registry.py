@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-from experiments.framework import Experiment
+from experiments.definition import Experiment
 
 NAMES = (
     "theory",

@@ -23,7 +23,7 @@ from scipy import stats
 
 import sim
 from experiments import charts, storage
-from experiments.framework import Cell, Context, Experiment, Row
+from experiments.definition import Cell, Context, Experiment, Row
 from pool import Workload, dists, theory
 
 MEAN_SERVICE = 1.0

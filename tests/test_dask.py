@@ -56,9 +56,15 @@ def _theory(cells: list[Cell]) -> Experiment:
 SMALL = _grid(("mm1", "mm4", "md1", "prio_mm4"), (0.5, 0.8), tasks=3_000, runs=2)
 
 
-def _run(experiment: Experiment, out: Path, reps: int = 2, jobs: int = 1) -> Path:
+def _run(
+    experiment: Experiment,
+    out: Path,
+    reps: int = 2,
+    jobs: int = 1,
+    dask: dask_backend.DaskBackend | None = None,
+) -> Path:
     return framework.run_experiment(
-        experiment, out, quick=True, seed=SEED, reps=reps, jobs=jobs, progress=False
+        experiment, out, quick=True, seed=SEED, reps=reps, jobs=jobs, progress=False, dask=dask
     )
 
 
@@ -124,13 +130,13 @@ def test_serial_jobs_and_dask_give_identical_results(
     experiment = _theory(SMALL)
     assert len(_cells(serial_small)) == len(SMALL) * 2
     _assert_same_results(_run(experiment, tmp_path / "jobs", jobs=2), serial_small)
-    with dask_backend.connect_dask(cluster.scheduler_address):
-        on_cluster = _run(experiment, tmp_path / "cluster")
+    with dask_backend.connect_dask(cluster.scheduler_address) as backend:
+        on_cluster = _run(experiment, tmp_path / "cluster", dask=backend)
     _assert_same_results(on_cluster, serial_small)
     with dask_backend.connect_dask("local", workers=2) as backend:
         assert len(backend.client.scheduler_info()["workers"]) == 2
         assert len(backend.exclusive_workers()) == 2
-        embedded = _run(experiment, tmp_path / "local")
+        embedded = _run(experiment, tmp_path / "local", dask=backend)
     _assert_same_results(embedded, serial_small)
     assert backend.cluster.status.name == "closed"
 
@@ -140,8 +146,8 @@ def test_adding_cells_changes_no_existing_seed(
     serial_small: Path, cluster: Any, tmp_path: Path
 ) -> None:
     bigger = [*SMALL, *_grid(("mg1",), (0.5, 0.8), tasks=3_000, runs=2)]
-    with dask_backend.connect_dask(cluster.scheduler_address):
-        folder = _run(_theory(bigger), tmp_path)
+    with dask_backend.connect_dask(cluster.scheduler_address) as backend:
+        folder = _run(_theory(bigger), tmp_path, dask=backend)
     results = pd.read_parquet(folder / "results.parquet")
     before = pd.read_parquet(serial_small / "results.parquet")
     pd.testing.assert_frame_equal(results.iloc[: len(before)].reset_index(drop=True), before)
@@ -158,12 +164,50 @@ def test_a_resumed_dask_run_skips_saved_cells(
     for path in saved[: len(saved) // 2]:
         (folder / "cells" / path.name).write_bytes(path.read_bytes())
     kept = {p.name: p.stat().st_mtime_ns for p in (folder / "cells").iterdir()}
-    with dask_backend.connect_dask(cluster.scheduler_address):
-        _run(_theory(SMALL), tmp_path)
+    with dask_backend.connect_dask(cluster.scheduler_address) as backend:
+        _run(_theory(SMALL), tmp_path, dask=backend)
     assert {
         p.name: p.stat().st_mtime_ns for p in (folder / "cells").iterdir() if p.name in kept
     } == kept
     _assert_same_results(folder, serial_small)
+
+
+# ------------------------------------------------------------- the backend is explicit
+
+
+class _Recording:
+    """A cell runner that records the cells it is given and runs none of them."""
+
+    def __init__(self) -> None:
+        self.cells: list[Cell] = []
+
+    def run(self, experiment: Experiment, todo: execution.Todo, version: str, bar: Any) -> None:
+        self.cells.extend(cell for (cell, _), _ in todo)
+
+
+class _Client:
+    """Stands in for a Dask client that is never used, only closed."""
+
+    closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_cells_go_to_a_backend_only_where_it_is_passed(tmp_path: Path) -> None:
+    """A ``with`` block of a backend only closes it: a run inside the block that is not
+    given the backend runs here (were the unusable client used, the run would fail)."""
+    from experiments import theory
+
+    cell: Cell = {"queue": "mm1", "load": 0.5, "tasks": 500, "runs": 1}
+    tasks = [(cell, Context(1, 0, True))]
+    client = _Client()
+    with dask_backend.DaskBackend("tcp://127.0.0.1:9", client):
+        [here] = execution.run_cells(theory.EXPERIMENT, tmp_path / "here", tasks, "v", 1, False)
+    assert here.is_file() and client.closed
+    runner = _Recording()
+    [sent] = execution.run_cells(theory.EXPERIMENT, tmp_path / "sent", tasks, "v", 1, False, runner)
+    assert runner.cells == [cell] and not sent.exists()
 
 
 # ------------------------------------------------------------------ a worker is lost
@@ -197,9 +241,9 @@ def test_killing_a_worker_mid_grid_loses_no_cell(tmp_path: Path) -> None:
             target=kill_a_busy_worker,
             args=(local.scheduler_address, folder / experiment.name / "cells"),
         )
-        with dask_backend.connect_dask(local.scheduler_address):
+        with dask_backend.connect_dask(local.scheduler_address) as backend:
             killer.start()
-            result = _run(experiment, folder, reps=1)
+            result = _run(experiment, folder, reps=1, dask=backend)
         killer.join()
     assert "pid" in killed, "no worker was killed mid-grid"
     assert killed["done"] < len(cells), "the grid had finished before the kill"
@@ -257,8 +301,8 @@ def test_a_failed_cell_is_reported_and_retried(
     cells = _grid(("mm1", "md1"), (0.5,), tasks=2_000, runs=1)
     flaky = Flaky(theory.run_cell, {"md1": dask_grid.RETRIES})
     _patch_run_cell(monkeypatch, "theory", run_cell=flaky)
-    with dask_backend.connect_dask(threads_cluster.scheduler_address):
-        folder = _run(_theory(cells), tmp_path, reps=1)
+    with dask_backend.connect_dask(threads_cluster.scheduler_address) as backend:
+        folder = _run(_theory(cells), tmp_path, reps=1, dask=backend)
     reports = [line for line in capsys.readouterr().err.splitlines() if "failed" in line]
     assert len(reports) == dask_grid.RETRIES, reports
     for number, line in enumerate(reports, start=1):
@@ -327,8 +371,8 @@ def test_a_failed_cell_in_a_group_costs_its_group_mates_nothing(
     flaky = FlakyCell(theory.run_cell, lambda cell: cell == culprit, times=1)
     _patch_run_cell(monkeypatch, "theory", run_cell=flaky)
     groups = _record_groups(monkeypatch)
-    with dask_backend.connect_dask(threads_cluster.scheduler_address):
-        folder = _run(_theory(MANY), tmp_path / "cluster", reps=1)
+    with dask_backend.connect_dask(threads_cluster.scheduler_address) as backend:
+        folder = _run(_theory(MANY), tmp_path / "cluster", reps=1, dask=backend)
     first = next(group for group in groups if culprit in group)
     assert len(first) > 1, groups  # it failed inside a group ...
     assert [culprit] in groups  # ... and ran again alone
@@ -356,8 +400,8 @@ def test_a_task_that_fails_as_a_whole_reruns_its_cells_alone_uncharged(
 
     monkeypatch.setattr(dask_grid, "_dask_cells", lost_with_the_culprit)
     groups = _record_groups(monkeypatch)
-    with dask_backend.connect_dask(threads_cluster.scheduler_address):
-        folder = _run(_theory(MANY), tmp_path / "cluster", reps=1)
+    with dask_backend.connect_dask(threads_cluster.scheduler_address) as backend:
+        folder = _run(_theory(MANY), tmp_path / "cluster", reps=1, dask=backend)
     failed = next(group for group in groups if culprit in group)
     assert len(failed) > 1, groups
     after = groups[groups.index(failed) + 1 :]
@@ -409,10 +453,10 @@ def test_a_cell_that_keeps_failing_stops_the_run_and_is_named(
     flaky = Flaky(theory.run_cell, {"md1": 1_000})
     _patch_run_cell(monkeypatch, "theory", run_cell=flaky)
     with (
-        dask_backend.connect_dask(threads_cluster.scheduler_address),
+        dask_backend.connect_dask(threads_cluster.scheduler_address) as backend,
         pytest.raises(RuntimeError) as raised,
     ):
-        _run(_theory(cells), tmp_path, reps=1)
+        _run(_theory(cells), tmp_path, reps=1, dask=backend)
     message = str(raised.value)
     assert framework.cell_key(cells[1]) in message and '"queue": "md1"' in message
     assert f"failed {dask_grid.RETRIES + 1} times" in message
@@ -460,7 +504,7 @@ def test_real_cells_run_alone_per_host_and_record_it(
     tasks = [(cell, Context(framework.cell_seed(SEED, cell, 0), 0, True)) for cell in cells]
     with dask_backend.connect_dask(threads_cluster.scheduler_address) as backend:
         assert len(backend.exclusive_workers()) == 2
-        paths = execution.run_cells(real, tmp_path / "dask", tasks, version, 1, False)
+        paths = execution.run_cells(real, tmp_path / "dask", tasks, version, 1, False, backend)
     spans = sorted(measuring.spans)
     assert len(spans) == len(cells)
     for (_, end), (start, _) in itertools.pairwise(spans):
@@ -488,7 +532,7 @@ def test_real_cells_need_a_worker_with_the_exclusive_resource(
     ):
         assert backend.exclusive_workers() == []
         with pytest.raises(RuntimeError, match="exclusive=1"):
-            execution.run_cells(real, tmp_path, tasks, "v", 1, False)
+            execution.run_cells(real, tmp_path, tasks, "v", 1, False, backend)
     assert not list(tmp_path.rglob("*.parquet"))
 
 
