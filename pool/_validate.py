@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
+
+T = TypeVar("T")
 
 
 def positive(name: str, value: Any) -> float:
@@ -39,6 +42,16 @@ def integer_at_least(name: str, value: Any, minimum: int) -> int:
     if value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
+
+
+def optional(name: str, value: Any, kind: type[T], default: Callable[[], T]) -> T:
+    """``value`` if it is a ``kind``, ``default()`` if it is None; else a ValueError
+    naming ``name``."""
+    if value is None:
+        return default()
+    if not isinstance(value, kind):
+        raise ValueError(f"{name} must be a {kind.__name__} or None, got {value!r}")
+    return value
 
 
 def _finite(name: str, value: Any) -> float:

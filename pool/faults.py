@@ -18,12 +18,16 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from pool import _validate
+
+if TYPE_CHECKING:
+    from pool.seeding import RunStreams
+    from pool.tasks import Workload
 
 FaultKind = Literal["crash", "hang"]
 
@@ -106,6 +110,24 @@ class FaultPlan:
         if self.task_failure_prob <= 0.0:
             return None
         return rng.random((n_tasks, max_attempts)) < self.task_failure_prob
+
+
+def run_faults(
+    plan: FaultPlan,
+    workload: Workload,
+    workers: int,
+    max_workers: int | None,
+    max_attempts: int,
+    streams: RunStreams,
+) -> tuple[list[Fault], list[list[bool]] | None]:
+    """What goes wrong in one run of ``workload``, the same for the model and the real
+    pool: every crash and hang of the slots a pool of ``workers`` (up to ``max_workers``
+    when it scales) can use, and which (task, attempt) raise, or None when none can."""
+    slots = range(max(workers, max_workers or workers))
+    horizon = fault_horizon(workload.duration, float(workload.service.sum()), workers)
+    schedule = plan.schedule(slots, horizon, streams.faults)
+    failures = plan.attempt_failures(len(workload), max_attempts, streams.failures)
+    return schedule, None if failures is None else failures.tolist()
 
 
 def fault_horizon(arrival_end: float, total_service: float, workers: int) -> float:

@@ -82,7 +82,7 @@ def _dispatch(n_tasks: int) -> float:
     workload = Workload(nothing, nothing, np.zeros(n_tasks + 1, np.int64), nothing, no_slot)
     recorder = Recorder(workload, 1)
     with ThreadedPool("fifo", workers=1, name="poolbench-calibrate", recorder=recorder) as pool:
-        injector = Injector(pool, recorder, [], None, frozenset())
+        injector = Injector(pool._threads, recorder, [], None, frozenset())
         pool.submit(gate.wait)
         futures = [pool.submit(injector.perform, task) for task in range(n_tasks)]
         for future in futures:

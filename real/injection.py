@@ -17,12 +17,11 @@ from collections import deque
 from collections.abc import Sequence
 
 import numpy as np
-import numpy.typing as npt
 
 from pool.faults import Fault
 from pool.records import Recorder
 from pool.tasks import Workload
-from real.threaded_pool import ThreadedPool
+from real.lifecycle import WorkerThreads
 from real.work import LockFreeWork, hold_lock_for
 from real.worker import ThreadWorker, WorkerCrash
 
@@ -44,17 +43,17 @@ class Injector:
 
     def __init__(
         self,
-        pool: ThreadedPool,
+        threads: WorkerThreads,
         recorder: Recorder,
         faults: Sequence[Fault],
-        failures: npt.NDArray[np.bool_] | None,
+        failures: list[list[bool]] | None,
         poison: frozenset[int],
         lock_free: LockFreeWork | None = None,
     ) -> None:
-        self.pool = pool
+        self.threads = threads
         self.rec = recorder
         self.faults = list(faults)
-        self.failures = None if failures is None else failures.tolist()
+        self.failures = failures
         self.poison = poison
         held, free, wait = recorder.workload.parts
         self.parts = list(zip(held.tolist(), free.tolist(), wait.tolist(), strict=True))
@@ -80,30 +79,23 @@ class Injector:
 
     def _inject_all(self) -> None:
         for fault in self.faults:
-            if self._stop.wait(max(0.0, fault.time - self.pool.now())):
+            if self._stop.wait(max(0.0, fault.time - self.threads.now())):
                 return
             self._inject(fault)
 
     def _inject(self, fault: Fault) -> None:
-        pool = self.pool
-        with pool._lock:
-            worker = pool._slots.get(fault.worker)
-            if worker is None or worker.crashed or worker.declared_dead:
+        threads = self.threads
+        with threads.lock:
+            now = threads.now()
+            reached = threads.core.inject(fault, now)
+            if reached is None:
                 return
-            now = pool.now()
-            self.rec.event(now, fault.kind, worker.slot, worker.task)
+            worker, extension = reached
             worker.fall_silent(now)
-            extension = 0.0
-            if fault.kind == "crash":
-                worker.crashed = True
-            else:
-                # Overlapping hangs merge: the worker is frozen until the latest one ends.
-                until = now + fault.duration
-                extension = max(0.0, until - max(worker.frozen_until, now))
-                worker.silent_until = max(worker.silent_until, until)
-                worker.frozen_until = max(worker.frozen_until, until)
-            if pool._idle.get(worker.slot) is worker:
-                del pool._idle[worker.slot]
+            if fault.kind == "hang":
+                worker.silent_until = max(worker.silent_until, now + fault.duration)
+            if threads.core.idle.get(worker.slot) is worker:
+                del threads.core.idle[worker.slot]
             worker.wake.notify()
             self._pending.setdefault(id(worker), deque()).append((now, fault.kind, extension))
             worker.interrupt.set()
@@ -112,7 +104,7 @@ class Injector:
 
     def perform(self, task: int) -> None:
         """Carry out ``task``'s service as the workload says, suffering injected faults."""
-        worker = self.pool.current_worker()
+        worker = self.threads.current_worker()
         assert worker is not None, "perform runs on the pool's worker threads"
         if task in self.poison:
             self._crash_self(worker, task)
@@ -129,8 +121,8 @@ class Injector:
             raise InjectedError(f"task {task} failed (injected)")
 
     def _crash_self(self, worker: ThreadWorker, task: int) -> None:
-        with self.pool._lock:
-            now = self.pool.now()
+        with self.threads.lock:
+            now = self.threads.now()
             self.rec.event(now, "crash", worker.slot, task)
             worker.fall_silent(now)
             worker.crashed = True
@@ -156,7 +148,7 @@ class Injector:
         """Apply the faults that interrupted ``worker``'s current attempt: raise on a crash,
         else return the time it stays frozen. Faults that arrived before the attempt began
         were already served while the worker was idle (``frozen_until``, ``crashed``)."""
-        with self.pool._lock:
+        with self.threads.lock:
             pending = self._pending.pop(id(worker), deque())
             worker.interrupt.clear()
             started = worker.attempt_start

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pool import _validate
-from pool.faults import FaultPlan, Recovery, fault_horizon
+from pool.faults import FaultPlan, Recovery, run_faults
 from pool.policies import Policy, resolve
 from pool.records import Recorder
 from pool.results import RunResult
@@ -48,11 +48,8 @@ def run(
         raise ValueError(f"workload must be a pool.Workload, got {workload!r}")
     policy = resolve(policy)
     workers = _validate.integer_at_least("workers", workers, 1)
-    if faults is not None and not isinstance(faults, FaultPlan):
-        raise ValueError(f"faults must be a FaultPlan or None, got {faults!r}")
-    if recovery is not None and not isinstance(recovery, Recovery):
-        raise ValueError(f"recovery must be a Recovery or None, got {recovery!r}")
-    faults, recovery = faults or FaultPlan(), recovery or Recovery()
+    faults = _validate.optional("faults", faults, FaultPlan, FaultPlan)
+    recovery = _validate.optional("recovery", recovery, Recovery, Recovery)
     if perform is not None and not callable(perform):
         raise ValueError(f"perform must be a callable of the task index, got {perform!r}")
     stand_in_faults = faults.crashes or faults.hangs or faults.crash_mtbf or faults.hang_mtbf
@@ -63,10 +60,9 @@ def run(
     if timeout is None:
         timeout = 3.0 * (workload.duration + total_service / workers) + 30.0
     timeout = _validate.positive("timeout", timeout)
-    max_workers = policy.max_workers or workers
-    horizon = fault_horizon(workload.duration, total_service, workers)
-    schedule = faults.schedule(range(max(workers, max_workers)), horizon, streams.faults)
-    failures = faults.attempt_failures(len(workload), recovery.max_attempts, streams.failures)
+    schedule, failures = run_faults(
+        faults, workload, workers, policy.max_workers, recovery.max_attempts, streams
+    )
     recorder = Recorder(workload, workers)
     # Measured now, not on the pool's clock: the replay must start when the pool does.
     lock_free = lock_free_work(workload) if perform is None and workload.parts[1].any() else None
@@ -80,7 +76,7 @@ def run(
         recorder=recorder,
     )
     poison = frozenset(faults.poison_tasks)
-    injector = Injector(pool, recorder, schedule, failures, poison, lock_free)
+    injector = Injector(pool._threads, recorder, schedule, failures, poison, lock_free)
     try:
         injector.start()
         resolved = _Countdown(len(workload))

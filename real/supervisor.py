@@ -2,8 +2,9 @@
 
 It carries the heartbeat monitor (a tick every ``heartbeat_interval`` seconds from the
 pool's start, the rule of :class:`pool.Recovery`), the autoscaler's decision ticks,
-delayed restarts and scale-ups, and retries after their backoff. Actions are short and
-never block: they only change the pool's state and notify workers.
+and the pool core's timed actions (delayed restarts and scale-ups, retries after their
+backoff). Actions are short and never block: they only change the pool's state and
+notify workers.
 """
 
 from __future__ import annotations
@@ -13,28 +14,49 @@ import itertools
 import math
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from pool.autoscaling import plan_scaling
-from real.stats import settle
-
-if TYPE_CHECKING:
-    from real.threaded_pool import ThreadedPool
+from pool.core import PoolCore
+from pool.faults import Recovery
+from pool.policies import Policy
+from real.stats import Settlement, settle
+from real.worker import ThreadWorker
 
 Action = Callable[[], None]
 _EPSILON = 1e-9
 
 
+class Supervised(Protocol):
+    """What the supervisor needs of the pool's threads (:class:`real.lifecycle.WorkerThreads`)."""
+
+    lock: threading.Lock
+    name: str
+    policy: Policy
+    recovery: Recovery
+    core: PoolCore[ThreadWorker]
+    shutting_down: bool
+    settlements: list[Settlement]
+
+    def now(self) -> float:
+        """Seconds since the pool began."""
+
+    def finished(self) -> bool:
+        """Whether the pool is shut down with every task resolved."""
+
+    def take_settlements(self) -> list[Settlement]:
+        """The futures decided so far, to resolve outside the lock."""
+
+
 class Supervisor:
     """Runs ``schedule``d actions at their due time (pool seconds) on its own thread."""
 
-    def __init__(self, pool: ThreadedPool) -> None:
+    def __init__(self, pool: Supervised) -> None:
         self.pool = pool
-        self.wake = threading.Condition(pool._lock)
+        self.wake = threading.Condition(pool.lock)
         self._heap: list[tuple[float, int, Action]] = []
         self._order = itertools.count()
         self.thread = threading.Thread(
-            target=self._loop, name=f"{pool._name}-supervisor", daemon=True
+            target=self._loop, name=f"{pool.name}-supervisor", daemon=True
         )
 
     def start(self) -> None:
@@ -65,12 +87,12 @@ class Supervisor:
         pool = self.pool
         while True:
             with self.wake:
-                finished = pool._finished()
+                finished = pool.finished()
                 if not finished:
                     self._run_due()
-                    if not pool._settlements:
+                    if not pool.settlements:
                         self.wake.wait(self._until_next())
-                pending, pool._settlements = pool._settlements, []
+                pending = pool.take_settlements()
             for settlement in pending:
                 settle(settlement)
             if finished:
@@ -87,8 +109,8 @@ class Supervisor:
     # -- recurring ticks (lock held) -----------------------------------------------------
 
     def _monitor_tick(self, tick: float) -> None:
-        pool, recovery = self.pool, self.pool.recovery
-        for worker in list(pool._slots.values()):
+        core, recovery = self.pool.core, self.pool.recovery
+        for worker in list(core.slots.values()):
             if worker.alive_at(tick):
                 worker.last_heartbeat = tick
                 due = math.inf
@@ -99,7 +121,7 @@ class Supervisor:
             else:  # a thread that died on its own: its last recorded heartbeat
                 due = worker.last_heartbeat + recovery.heartbeat_timeout
             if tick >= due - _EPSILON:
-                pool._declare_dead(worker, "detected")
+                core.declare_dead(worker, "detected")
                 continue
             timeout = recovery.task_timeout
             if (
@@ -107,26 +129,8 @@ class Supervisor:
                 and worker.task >= 0
                 and tick - worker.attempt_start >= timeout - _EPSILON
             ):
-                pool._declare_dead(worker, "timeout")
+                core.declare_dead(worker, "timeout")
 
     def _scaler_tick(self, tick: float) -> None:
-        pool = self.pool
-        if pool._shutdown:
-            return
-        serving = [slot for slot, worker in pool._slots.items() if not worker.retiring]
-        slots = set(serving) | set(pool._pending_starts)
-        desired = pool.policy.desired_workers(tick, len(slots), pool._busy, pool.policy.queued())
-        added, retired = plan_scaling(slots, desired)
-        now = pool.now()
-        for slot in added:
-            pool._event(now, "scale_up", slot)
-            leaving = pool._slots.get(slot)
-            if leaving is not None and leaving.retiring:  # still finishing: keep it
-                leaving.retiring = False
-                pool.policy.add_worker(slot)
-            else:
-                pool._start_later(slot, pool.policy.startup_delay, "scale_up")
-        for slot in retired:
-            pool._event(now, "scale_down", slot)
-            if pool._pending_starts.pop(slot, None) is None:
-                pool._retire(slot)
+        if not self.pool.shutting_down:
+            self.pool.core.scale(tick)

@@ -5,8 +5,9 @@ on threads and returns futures; unlike it, a policy decides what runs where (pri
 work stealing, autoscaling), dead or hung workers are detected by heartbeat and
 replaced, their tasks retried, and ``max_pending`` bounds the queue.
 
-Every policy call and every change of the pool's state happens under ``_lock``; futures
-are resolved outside it, so a callback may submit again. A task's exception goes to its
+Its decisions are the pool core's (:mod:`pool.core`), driven by the worker threads of
+:mod:`real.lifecycle` under one lock; futures are resolved outside it, so a callback may
+submit again. A task's exception goes to its
 future and never kills its worker. In library use a task is retried only when its
 worker dies (a crash, a hang past the heartbeat timeout, a ``task_timeout``) or when
 it raises one of ``retry_exceptions``; delivery is then at-least-once, completion once.
@@ -15,8 +16,6 @@ it raises one of ``retry_exceptions``; delivery is then at-least-once, completio
 from __future__ import annotations
 
 import os
-import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Executor, Future
 from pathlib import Path
@@ -28,16 +27,14 @@ from pool import _validate
 from pool.faults import Recovery
 from pool.policies import Policy, resolve
 from pool.records import Recorder
-from pool.seeding import run_streams
-from real.lifecycle import WorkerLifecycle, _Item
-from real.stats import PoolStats, Settlement
-from real.supervisor import Supervisor
+from real.lifecycle import WorkerThreads, _Item
+from real.stats import PoolStats
 from real.task_trace import TaskTrace
 from real.task_trace import save as save_frame
 from real.worker import ThreadWorker, WorkerCrash, WorkerLost
 
 
-class ThreadedPool(WorkerLifecycle, Executor):
+class ThreadedPool(Executor):
     """A pool of ``workers`` threads scheduled by ``policy``, recovering per ``recovery``.
 
     ``max_pending`` bounds the queued tasks: ``submit`` then blocks, for at most
@@ -65,9 +62,7 @@ class ThreadedPool(WorkerLifecycle, Executor):
     ) -> None:
         self.policy = resolve(policy)
         self.workers = _validate.integer_at_least("workers", workers, 1)
-        if recovery is not None and not isinstance(recovery, Recovery):
-            raise ValueError(f"recovery must be a pool.Recovery or None, got {recovery!r}")
-        self.recovery = recovery or Recovery()
+        self.recovery = _validate.optional("recovery", recovery, Recovery, Recovery)
         if max_pending is not None:
             _validate.integer_at_least("max_pending", max_pending, 1)
         self.max_pending = max_pending
@@ -81,37 +76,24 @@ class ThreadedPool(WorkerLifecycle, Executor):
                 f"retry_exceptions must be a tuple of exception types, got {retry_exceptions!r}"
             )
         self.retry_exceptions = retry_exceptions
-        self._name = name
-        self._recorder = recorder
         if not isinstance(record, bool):
             raise ValueError(f"record must be True or False, got {record!r}")
         max_rows = _validate.integer_at_least("max_rows", max_rows, 1)
-        self._trace = TaskTrace(max_rows, self.workers) if record else None
-        self._lock = threading.Lock()
-        self._space = threading.Condition(self._lock)
-        self._items: dict[int, _Item] = {}
-        self._next_id = 0
-        self._slots: dict[int, ThreadWorker] = {}
-        self._idle: dict[int, ThreadWorker] = {}
-        self._pending_starts: dict[int, object] = {}
-        self._threads: list[threading.Thread] = []
-        self._busy = 0
-        self._unresolved = 0
-        self._shutdown = False
-        self._settlements: list[Settlement] = []
-        self._counts = dict.fromkeys(PoolStats.COUNTERS, 0)
-        self._local = threading.local()
-        self.policy.reset(range(self.workers), run_streams(seed).policy)
-        self.supervisor = Supervisor(self)
-        self._t0 = time.monotonic()
-        with self._lock:
-            for slot in range(self.workers):
-                self._start_worker(slot)
-        self.supervisor.start()
+        self._threads = WorkerThreads(
+            self.policy,
+            self.recovery,
+            workers=self.workers,
+            seed=seed,
+            name=name,
+            retry_exceptions=retry_exceptions,
+            max_pending=max_pending,
+            recorder=recorder,
+            trace=TaskTrace(max_rows, self.workers) if record else None,
+        )
 
     def now(self) -> float:
         """Seconds since the pool began (``time.monotonic`` based)."""
-        return time.monotonic() - self._t0
+        return self._threads.now()
 
     # -- the library interface -----------------------------------------------------------
 
@@ -132,33 +114,12 @@ class ThreadedPool(WorkerLifecycle, Executor):
             priority = _validate.integer_at_least("priority", priority, 0)
         affinity = -1 if affinity is None else _validate.integer_at_least("affinity", affinity, 0)
         item = _Item(fn, args, kwargs, Future(), priority, affinity)
-        if self._trace is not None:
-            item.submitted = self.now()
-        with self._lock:
-            if self._shutdown or self.max_pending is not None:
-                self._wait_for_space()
-            task = self._next_id
-            self._next_id += 1
-            self._items[task] = item
-            try:
-                self._enqueue(task)
-            except BaseException:  # e.g. Ctrl-C inside the policy: the task never was
-                del self._items[task]
-                raise
-            self._unresolved += 1
+        threads = self._threads
+        if threads.trace is not None:
+            item.submitted = threads.now()
+        with threads.lock:
+            threads.add(item, self.submit_timeout)
         return item.future
-
-    def _wait_for_space(self) -> None:
-        deadline = None if self.submit_timeout is None else time.monotonic() + self.submit_timeout
-        while True:
-            if self._shutdown:
-                raise RuntimeError("cannot submit to a pool that is shut down")
-            if self.max_pending is None or self.policy.queued() < self.max_pending:
-                return
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                raise TimeoutError(f"no queue space within submit_timeout={self.submit_timeout}s")
-            self._space.wait(remaining)
 
     def shutdown(
         self, wait: bool = True, cancel_pending: bool = False, *, cancel_futures: bool = False
@@ -166,30 +127,23 @@ class ThreadedPool(WorkerLifecycle, Executor):
         """Stop accepting tasks; finish queued ones (or cancel them with ``cancel_pending``)
         and stop the threads. With ``wait``, return once every thread has ended.
         Idempotent. ``cancel_futures`` is the ``Executor`` name of ``cancel_pending``."""
-        cancelled: list[Future[Any]] = []
-        with self._lock:
-            if not self._shutdown:
-                self._shutdown = True
-                if cancel_pending or cancel_futures:
-                    cancelled = self._drain_queue()
-                self._wake_everyone()
+        threads = self._threads
+        with threads.lock:
+            cancelled = threads.close(cancel_pending or cancel_futures)
         for future in cancelled:
             if not future.cancel():  # a retry waiting in the queue: its future is running
                 future.set_exception(CancelledError("cancelled at shutdown before its retry"))
         if wait:
-            self.supervisor.thread.join()
-            with self._lock:
-                threads = list(self._threads)
-            for thread in threads:
+            threads.supervisor.thread.join()
+            with threads.lock:
+                started = list(threads.threads)
+            for thread in started:
                 thread.join()
 
     def stats(self) -> PoolStats:
         """A frozen snapshot of the pool's state and counters."""
-        with self._lock:
-            serving = sum(1 for worker in self._slots.values() if not worker.declared_dead)
-            return PoolStats(
-                workers=serving, busy=self._busy, queued=self.policy.queued(), **self._counts
-            )
+        with self._threads.lock:
+            return self._threads.stats()
 
     def trace(self) -> pd.DataFrame:
         """The recorded tasks, one row per finished task (``record=True`` only).
@@ -200,10 +154,11 @@ class ThreadedPool(WorkerLifecycle, Executor):
         thread's CPU over the last attempt) and ``pool_workers``. ``attrs["dropped"]``
         counts the oldest rows dropped to stay within ``max_rows``.
         """
-        if self._trace is None:
+        threads = self._threads
+        if threads.trace is None:
             raise RuntimeError("this pool records no trace: create it with record=True")
-        with self._lock:
-            return self._trace.frame()
+        with threads.lock:
+            return threads.trace.frame()
 
     def save_trace(self, path: str | os.PathLike[str]) -> Path:
         """Write :meth:`trace` to ``path`` (``.parquet`` or ``.csv``); returns the path."""
@@ -211,55 +166,7 @@ class ThreadedPool(WorkerLifecycle, Executor):
 
     def current_worker(self) -> ThreadWorker | None:
         """The worker running the calling thread, or None outside the pool's workers."""
-        worker: ThreadWorker | None = getattr(self._local, "worker", None)
-        return worker
-
-    # -- queueing (lock held) --------------------------------------------------------------
-
-    def _enqueue(self, task: int) -> None:
-        item = self._items[task]
-        target = self.policy.submit(task, item.priority, item.affinity, self.now())
-        idle = self._idle
-        if not idle:
-            return
-        worker = idle.pop(target) if target is not None and target in idle else None
-        if worker is None and (target is None or self.policy.can_steal):
-            worker = idle.popitem()[1]
-        if worker is not None:
-            worker.wake.notify()
-
-    def _drain_queue(self) -> list[Future[Any]]:
-        now, drained = self.now(), []
-        for slot in list(self._slots):
-            while (task := self.policy.next_task(slot, now)) is not None:
-                drained.append(self._items[task].future)
-                if self._trace is not None:
-                    self._log(task, "cancelled", now)
-                self._resolve(task)
-        self._counts["cancelled"] += len(drained)
-        # Queued where no serving worker can reach them (all workers dead or restarting):
-        # cancel their futures; whoever dequeues one later skips it and counts it then.
-        return drained + [item.future for item in self._items.values() if item.attempts == 0]
-
-    def _resolve(self, task: int) -> None:
-        del self._items[task]
-        self._unresolved -= 1
-        if self._shutdown and not self._unresolved:
-            self._wake_everyone()
-
-    def _wake_everyone(self) -> None:
-        for worker in self._slots.values():
-            worker.wake.notify()
-        self._idle.clear()
-        self._space.notify_all()
-        self.supervisor.wake.notify()
-
-    def _finished(self) -> bool:
-        return self._shutdown and not self._unresolved
-
-    def _event(self, time_s: float, kind: str, worker: int = -1, task: int = -1) -> None:
-        if self._recorder is not None:
-            self._recorder.event(time_s, kind, worker, task)
+        return self._threads.current_worker()
 
 
 __all__ = ["ThreadedPool", "WorkerCrash", "WorkerLost"]

@@ -6,6 +6,10 @@ import math
 import threading
 from dataclasses import dataclass, field
 
+from pool.core import WorkerLost, WorkerState
+
+__all__ = ["ThreadWorker", "WorkerCrash", "WorkerLost"]
+
 
 class WorkerCrash(BaseException):
     """Raised in a worker thread to make it die without reporting, as a crash would.
@@ -16,34 +20,21 @@ class WorkerCrash(BaseException):
     """
 
 
-class WorkerLost(Exception):  # noqa: N818 - named after what happened to the task
-    """Set on a task's future when every attempt of it died with its worker."""
+@dataclass(eq=False, slots=True)
+class ThreadWorker(WorkerState):
+    """A worker thread (see :class:`pool.core.WorkerState`), woken through ``wake``.
 
-
-@dataclass(eq=False)
-class ThreadWorker:
-    """One worker thread in slot ``slot``, serving since ``serving_since`` (pool seconds).
-
-    ``task`` is the attempt the pool believes it runs (-1 when idle), started at
-    ``attempt_start``. ``last_heartbeat`` is the last monitor tick at which it was alive.
-    A crash or a hang starts a silence at ``silent_since`` (a hang's ends at
-    ``silent_until``); a crash also sets ``crashed``. A worker the pool
-    ``declared_dead`` may still run (a hang, a timeout); its late result is discarded.
+    Its running attempt started at ``attempt_start``. ``last_heartbeat`` is the last
+    monitor tick at which it was alive. A crash or a hang starts a silence at
+    ``silent_since`` (a hang's ends at ``silent_until``).
     """
 
-    slot: int
-    serving_since: float
-    wake: threading.Condition
+    wake: threading.Condition = field(kw_only=True)
     thread: threading.Thread | None = None
-    task: int = -1
     attempt_start: float = 0.0
     last_heartbeat: float = 0.0
     silent_since: float = math.inf
     silent_until: float = -math.inf
-    frozen_until: float = -math.inf
-    crashed: bool = False
-    declared_dead: bool = False
-    retiring: bool = False
     #: Set to interrupt an injected service (a crash or a hang arrived).
     interrupt: threading.Event = field(default_factory=threading.Event)
 

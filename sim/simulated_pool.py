@@ -1,19 +1,22 @@
 """SimulatedPool: a SimPy model of a worker pool driven by a ``pool`` policy object.
 
-One process per worker and one for arrivals; records go to plain lists. An idle worker
-waits on an event of its own and a submit wakes one: the worker the task was placed
-on, or, for a shared queue or a stealing policy, any idle worker. Faults, detection,
-restarts and retries live in :mod:`sim.recovery`; autoscaling in :mod:`sim.scaling`.
+One process per worker and one for arrivals; records go to plain lists. Every decision
+(which worker a submit wakes, what a free worker runs or steals, retries, restarts,
+scaling) is the pool core's (:mod:`pool.core`), the same object the threaded pool
+drives; here is only how time passes and how a worker waits: an idle worker waits on
+an event of its own. Fault injection and detection live in :mod:`sim.recovery`, the
+autoscaler's clock in :mod:`sim.scaling`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any
 
 import simpy
 
 from pool import _validate
+from pool.core import STOLE, PoolCore
 from pool.faults import FaultPlan, Recovery
 from pool.overhead import Overhead
 from pool.policies import Policy, resolve
@@ -46,16 +49,10 @@ class SimulatedPool:
     ) -> None:
         self.policy = resolve(policy)
         self.workers = _validate.integer_at_least("workers", workers, 1)
-        if faults is not None and not isinstance(faults, FaultPlan):
-            raise ValueError(f"faults must be a FaultPlan or None, got {faults!r}")
-        if recovery is not None and not isinstance(recovery, Recovery):
-            raise ValueError(f"recovery must be a Recovery or None, got {recovery!r}")
-        if overhead is not None and not isinstance(overhead, Overhead):
-            raise ValueError(f"overhead must be an Overhead or None, got {overhead!r}")
-        self.faults = faults or FaultPlan()
-        self.recovery = recovery or Recovery()
+        self.faults = _validate.optional("faults", faults, FaultPlan, FaultPlan)
+        self.recovery = _validate.optional("recovery", recovery, Recovery, Recovery)
         self.seed = _validate.integer_at_least("seed", seed, 0)
-        self.overhead = overhead or Overhead()
+        self.overhead = _validate.optional("overhead", overhead, Overhead, Overhead)
 
     def run(self, workload: Workload) -> RunResult:
         """Simulate ``workload`` to the end: every task ``done`` or ``failed``."""
@@ -69,7 +66,9 @@ class SimulatedPool:
 
 
 class _Run:
-    """The state of one simulation; :class:`SimulatedPool` stays reusable."""
+    """The state of one simulation, and the model's side of the pool core: how time
+    passes and how a worker waits (:class:`pool.core.Backend`). :class:`SimulatedPool`
+    stays reusable."""
 
     def __init__(self, config: SimulatedPool, workload: Workload) -> None:
         from sim.recovery import FaultHandler
@@ -81,18 +80,17 @@ class _Run:
         self.streams = run_streams(config.seed)
         self.rec = Recorder(workload, config.workers)
         self.policy.reset(range(config.workers), self.streams.policy)
-        self.durations = self.durations_of(workload, config.overhead)
+        overhead = config.overhead
+        self.core: PoolCore[SimWorker] = PoolCore(
+            self.policy, self.recovery, self, self.rec, overhead.thread_start
+        )
+        self.durations = self.durations_of(workload, overhead)
         self.priority = workload.priority.tolist()
         self.affinity = workload.affinity.tolist()
-        self.slots: dict[int, SimWorker] = {}
-        self.idle: dict[int, SimWorker] = {}
-        self.busy = 0
         self.unfinished = len(workload)
         self.all_done = self.env.event()
         if not self.unfinished:
             self.all_done.succeed()
-        overhead = config.overhead
-        self.thread_start = overhead.thread_start
         self.dispatch = overhead.dispatch
         self.cpu: Processor | None = None
         if workload.cpu_fraction.any() or overhead.models_cpu:
@@ -121,7 +119,7 @@ class _Run:
 
     def execute(self) -> RunResult:
         for slot in range(self.config.workers):
-            self.start_worker(slot)
+            self.core.start_worker(slot)
         self.env.process(self._arrivals() if self.cpu is None else threads.submitter(self))
         self.faults.start()
         if self.policy.decision_interval is not None:
@@ -138,43 +136,75 @@ class _Run:
                 raise
         return self.rec.result("sim", run_meta(self.config, self.env.now))
 
+    # -- the backend's hooks (pool.core.Backend) ---------------------------------------
+
+    def now(self) -> float:
+        """The model's time in seconds."""
+        return float(self.env.now)
+
+    def spawn(self, slot: int) -> SimWorker:
+        """A new worker process for ``slot``, serving from now."""
+        worker = SimWorker(slot, self.env.now)
+        worker.process = self.env.process(self._work(worker))
+        return worker
+
+    def wake(self, worker: SimWorker) -> None:
+        """Wake an idle worker: its wait event fires."""
+        worker.wake.succeed()
+
+    def at(self, due: float, action: Callable[[], None]) -> None:
+        """Run ``action`` at model time ``due``."""
+        event = self.env.timeout(max(0.0, due - self.env.now))
+        event.callbacks.append(lambda _: action())
+
+    def place(self, task: int) -> None:
+        """Submit ``task`` (an arrival, a retry, a queue handed back) through the core."""
+        self.core.submit(task, self.priority[task], self.affinity[task], self.env.now)
+
+    def attempts(self, task: int) -> int:
+        """Attempts of ``task`` begun so far."""
+        return self.rec.attempts[task]
+
+    def failed(self, task: int, error: BaseException) -> None:
+        """``task`` failed for good: one fewer to wait for."""
+        self.finish(task)
+
+    def released(self, worker: SimWorker) -> None:
+        """A worker declared dead but still running: its late result is still awaited."""
+        if not worker.crashed:
+            self.faults.zombies.append(worker)
+
     # -- tasks -------------------------------------------------------------------------
 
     def _arrivals(self) -> SimEvents:
-        timeout, submit, now = self.env.timeout, self.submit, 0.0
+        timeout, place, now = self.env.timeout, self.place, 0.0
         for task, arrival in enumerate(self.workload.arrival.tolist()):
             if arrival > now:
                 yield timeout(arrival - now)
                 now = arrival
-            submit(task)
-
-    def submit(self, task: int) -> None:
-        """Hand ``task`` to the policy and wake a worker that can take it."""
-        target = self.policy.submit(task, self.priority[task], self.affinity[task], self.env.now)
-        idle = self.idle
-        if not idle:
-            return
-        worker = idle.pop(target, None) if target is not None else None
-        if worker is None and (target is None or self.policy.can_steal):
-            worker = idle.popitem()[1]
-        if worker is not None:
-            worker.wake.succeed()
+            place(task)
 
     def finish(self, task: int) -> None:
         """``task`` reached a final state: stop the run after the last one."""
         self.unfinished -= 1
         if not self.unfinished:
+            self.core.stopped = True
             self.all_done.succeed()
 
-    # -- workers -----------------------------------------------------------------------
+    def complete(self, worker: SimWorker, task: int) -> None:
+        """``worker``'s attempt of ``task`` ended: it succeeded, raised, or came too late."""
+        rec, faults = self.rec, self.faults
+        self.core.end(worker)
+        if faults.failures is not None and faults.attempt_raised(task):
+            self.core.attempt_failed(task, "error", _RAISED)
+        elif rec.status[task] == PENDING:
+            rec.end[task] = self.env.now
+            rec.status[task] = DONE
+            self.finish(task)
+        else:
+            self.core.discard(worker, task, self.env.now)
 
-    def start_worker(self, slot: int) -> SimWorker:
-        """Put a new worker in ``slot``, serving from now."""
-        worker = SimWorker(slot, self.env.now)
-        self.slots[slot] = worker
-        self.policy.add_worker(slot)
-        worker.process = self.env.process(self._work(worker))
-        return worker
+    # -- workers -----------------------------------------------------------------------
 
     def _work(self, worker: SimWorker) -> SimEvents:
         try:
@@ -182,19 +212,19 @@ class _Run:
                 self._serve(worker) if self.cpu is None else threads.serve_on_cpu(self, worker)
             )
         except Crashed:
-            if self.idle.get(worker.slot) is worker:
-                del self.idle[worker.slot]
-            self.pass_wake()
+            if self.core.idle.get(worker.slot) is worker:
+                del self.core.idle[worker.slot]
+            self.core.pass_wake()
         finally:
             if self.cpu is not None:
                 self.cpu.forget(worker)
 
     def _serve(self, worker: SimWorker) -> SimEvents:
         # The hot loop of the model: locals instead of attribute lookups, one read of
-        # the clock per step, and what idle_wait, begin and end do written out inline
-        # (a method call per task costs a tenth of the model's speed).
-        env, policy, rec, slot, idle = self.env, self.policy, self.rec, worker.slot, self.idle
-        durations, faults = self.durations, self.faults
+        # the clock per step, and what idle_wait, core.begin and complete do written
+        # out inline (a method call per task costs a tenth of the model's speed).
+        env, core, rec, slot = self.env, self.core, self.rec, worker.slot
+        idle, take, durations, faults = core.idle, core.take, self.durations, self.faults
         starts, ends, status, workers, attempts = (
             rec.start,
             rec.end,
@@ -202,28 +232,26 @@ class _Run:
             rec.worker,
             rec.attempts,
         )
-        next_task, timeout, event = policy.next_task, env.timeout, env.event
+        timeout, event, steal_latency = env.timeout, env.event, self.policy.steal_latency
         watch_attempts, may_raise = faults.watch_attempts, faults.failures is not None
-        can_steal = policy.can_steal
         while not (worker.retiring or worker.declared_dead):
             now = env.now
-            task = next_task(slot, now)
-            if task is None:
-                if can_steal and (yield from self._steal(worker)):
+            task = take(worker, now)
+            if task < 0:
+                if task == STOLE:
+                    if steal_latency > 0:
+                        yield from faults.hold(worker, steal_latency)
                     continue
                 worker.wake = event()
                 idle[slot] = worker
                 try:
                     yield worker.wake
                 except simpy.Interrupt as interrupt:
-                    if idle.get(slot) is worker:
-                        del idle[slot]
-                    else:  # it was woken for a task it cannot take now: pass that on
-                        self.pass_wake()
+                    core.interrupted_idle(worker)
                     yield from faults.resume(worker, interrupt, 0.0)
                 continue
             worker.task = task
-            self.busy += 1
+            core.busy += 1
             starts[task], workers[task] = now, slot
             attempts[task] += 1
             if watch_attempts:
@@ -235,103 +263,35 @@ class _Run:
             except simpy.Interrupt as interrupt:
                 yield from faults.resume(worker, interrupt, worker.attempt_end - env.now)
             if worker.declared_dead:
-                faults.discard(worker, task)
+                core.discard(worker, task, env.now)
                 break
+            if may_raise or status[task] != PENDING:
+                self.complete(worker, task)
+                continue
             worker.task = -1
-            self.busy -= 1
-            if may_raise and faults.attempt_raised(task):
-                faults.attempt_failed(task, "error")
-            elif status[task] == PENDING:
-                ends[task] = env.now
-                status[task] = DONE
-                self.unfinished -= 1
-                if not self.unfinished:
-                    self.all_done.succeed()
-            else:
-                faults.discard(worker, task)
+            core.busy -= 1
+            ends[task] = env.now
+            status[task] = DONE
+            self.unfinished -= 1
+            if not self.unfinished:
+                core.stopped = True
+                self.all_done.succeed()
         if worker.retiring and not worker.declared_dead:
-            self.retired(worker)
+            core.retired(worker)
 
     def idle_wait(self, worker: SimWorker) -> SimEvents:
         """Wait until a submit wakes this worker (or a fault reaches it)."""
-        slot, idle = worker.slot, self.idle
-        worker.wake = self.env.event()
-        idle[slot] = worker
+        worker.wake = event = self.env.event()
+        self.core.go_idle(worker)
         try:
-            yield worker.wake
+            yield event
         except simpy.Interrupt as interrupt:
-            if idle.get(slot) is worker:
-                del idle[slot]
-            else:  # it was woken for a task it cannot take now: pass that on
-                self.pass_wake()
+            self.core.interrupted_idle(worker)
             yield from self.faults.resume(worker, interrupt, 0.0)
 
-    def begin(self, worker: SimWorker, task: int) -> None:
-        """``worker`` starts an attempt of ``task`` now."""
-        rec, now = self.rec, self.env.now
-        worker.task = task
-        self.busy += 1
-        rec.start[task], rec.worker[task] = now, worker.slot
-        rec.attempts[task] += 1
-        if self.faults.watch_attempts:
-            self.faults.attempt_started(worker, task)
 
-    def end(self, worker: SimWorker, task: int) -> None:
-        """``worker``'s attempt of ``task`` ended: it succeeded or raised."""
-        rec, faults = self.rec, self.faults
-        worker.task = -1
-        self.busy -= 1
-        if faults.failures is not None and faults.attempt_raised(task):
-            faults.attempt_failed(task, "error")
-        elif rec.status[task] == PENDING:
-            rec.end[task] = self.env.now
-            rec.status[task] = DONE
-            self.unfinished -= 1
-            if not self.unfinished:
-                self.all_done.succeed()
-        else:
-            faults.discard(worker, task)
-
-    def _steal(self, worker: SimWorker) -> Generator[simpy.Event, Any, bool]:
-        if not self.take_steal(worker):
-            return False
-        if self.policy.steal_latency > 0:
-            yield from self.faults.hold(worker, self.policy.steal_latency)
-        return True
-
-    def take_steal(self, worker: SimWorker) -> bool:
-        """``worker`` steals per the policy; whether it took anything."""
-        taken = self.policy.steal(worker.slot, self.env.now)
-        if taken is None:
-            return False
-        for task in taken[1]:
-            self.rec.stolen[task] = True
-            self.rec.event(self.env.now, "steal", worker.slot, task)
-        return True
-
-    def retire(self, slot: int) -> None:
-        """Scale-down: ``slot`` takes no new work; it leaves after its running task."""
-        worker = self.slots.get(slot)
-        if worker is None:
-            return
-        worker.retiring = True
-        for task in self.policy.remove_worker(slot):
-            self.submit(task)
-        if self.idle.get(slot) is worker:
-            del self.idle[slot]
-            worker.wake.succeed()
-
-    def retired(self, worker: SimWorker) -> None:
-        """A retiring worker has left its slot."""
-        if self.slots.get(worker.slot) is worker:
-            del self.slots[worker.slot]
-        self.rec.workers_changed(self.env.now, -1)
-        self.pass_wake()
-
-    def pass_wake(self) -> None:
-        """A worker leaves or freezes, perhaps woken for a queued task: wake another."""
-        if self.idle and self.policy.queued():
-            self.idle.popitem()[1].wake.succeed()
+#: The error a model task's failed attempt carries (the model has no exception object).
+_RAISED = RuntimeError("the attempt raised (modelled)")
 
 
 def run_meta(config: SimulatedPool, end_time: float) -> dict[str, object]:

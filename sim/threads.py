@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import simpy
 
+from pool.core import NOTHING, STOLE
 from sim.worker import SimWorker
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ def submitter(run: _Run) -> SimEvents:
     """Arrivals as a thread of the process submits them: it sleeps until each is due
     (waking late by the sleep overshoot) and runs ``submit`` holding the lock."""
     assert run.cpu is not None
-    env, cpu, submit = run.env, run.cpu, run.submit
+    env, cpu, submit = run.env, run.cpu, run.place
     cost, overshoot = run.config.overhead.submit, run.config.overhead.sleep_overshoot
     thread = "submitter"
     for task, arrival in enumerate(run.workload.arrival.tolist()):
@@ -42,7 +43,8 @@ def serve_on_cpu(run: _Run, worker: SimWorker) -> SimEvents:
     """The worker loop where tasks compute (see :mod:`sim.cpu`): the thread needs the
     interpreter lock to run the pool's code, and each task's parts take the lock, the
     cores, or neither (waiting)."""
-    cpu, policy, slot, faults = run.cpu, run.policy, worker.slot, run.faults
+    cpu, core, faults = run.cpu, run.core, run.faults
+    steal_latency = run.policy.steal_latency
     assert cpu is not None
     served = faults.serve_fault(worker)
     task = -1
@@ -50,27 +52,29 @@ def serve_on_cpu(run: _Run, worker: SimWorker) -> SimEvents:
         yield from cpu.acquire(worker, served)
         if task >= 0:  # the last attempt ends once its thread runs Python again
             if worker.declared_dead:
-                faults.discard(worker, task)
+                core.discard(worker, task, run.env.now)
                 break
-            run.end(worker, task)
+            run.complete(worker, task)
             task = -1
             continue
         if worker.retiring or worker.declared_dead:  # while it waited for the lock
             break
-        taken = policy.next_task(slot, run.env.now)
-        if taken is None and policy.can_steal and run.take_steal(worker):
-            if policy.steal_latency > 0:  # the real pool sleeps without its locks
-                cpu.release(worker)
-                yield from faults.hold(worker, policy.steal_latency)
-                continue
-            taken = policy.next_task(slot, run.env.now)
-        if taken is None:
+        taken = core.take(worker, run.env.now)
+        if taken == STOLE and steal_latency > 0:  # the real pool sleeps without its locks
+            cpu.release(worker)
+            yield from faults.hold(worker, steal_latency)
+            continue
+        while taken == STOLE:
+            taken = core.take(worker, run.env.now)
+        if taken == NOTHING:
             cpu.release(worker)
             yield from run.idle_wait(worker)
             yield from faults.hold(worker, cpu.wake_delay())
             continue
         task = taken
-        run.begin(worker, task)
+        core.begin(worker, task, run.env.now)
+        if faults.watch_attempts:
+            faults.attempt_started(worker, task)
         held, free, wait = run.parts[task]
         yield from cpu.hold(worker, run.dispatch, served)
         if wait > 0:  # a task waits first (a request), then computes on the answer
@@ -83,7 +87,7 @@ def serve_on_cpu(run: _Run, worker: SimWorker) -> SimEvents:
             cpu.release(worker)
             yield from cpu.compute(worker, free, served)
     if worker.retiring and not worker.declared_dead:
-        run.retired(worker)
+        core.retired(worker)
 
 
 def _no_faults(interrupt: simpy.Interrupt) -> SimEvents:

@@ -1,0 +1,352 @@
+"""The pool core: the clock-free state machine that every backend drives.
+
+A pool is slots of workers, a policy that queues tasks, and the pool's answers to what
+happens: which idle worker a submit wakes, what a free worker runs next or steals, a
+worker declared dead (its task retried or failed, its queue handed back, its slot
+restarted), a worker retired, the autoscaler's tick, a fault reaching a worker. All of it
+is decided here, once. A backend supplies only what is its own (:class:`Backend`): how
+time passes, how a worker is started and woken, and where a task's outcome goes. The
+model (``sim/``) drives the core from SimPy processes, the threaded pool (``real/``)
+from threads under one lock; neither makes a scheduling decision of its own.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
+
+from pool.autoscaling import plan_scaling
+from pool.faults import Fault, Recovery
+from pool.policies import Policy
+from pool.records import Recorder
+
+#: What :meth:`PoolCore.take` returns when the worker has nothing to run.
+NOTHING = -1
+#: What :meth:`PoolCore.take` returns after a steal: wait ``steal_latency``, then take.
+STOLE = -2
+
+
+class WorkerLost(Exception):  # noqa: N818 - named after what happened to the task
+    """Set on a task's future when every attempt of it died with its worker."""
+
+
+@dataclass(eq=False, slots=True)
+class WorkerState:
+    """One worker in slot ``slot``, serving since ``serving_since`` (pool seconds).
+
+    ``task`` is the attempt the pool believes it runs (-1 when idle). A crash sets
+    ``crashed``; a hang freezes it until ``frozen_until``. A worker the pool
+    ``declared_dead`` may still run (a hang, a timeout): its late result is discarded.
+    A ``retiring`` worker takes no new task and leaves after its running one.
+    """
+
+    slot: int
+    serving_since: float
+    task: int = -1
+    crashed: bool = False
+    declared_dead: bool = False
+    retiring: bool = False
+    frozen_until: float = -math.inf
+
+
+W = TypeVar("W", bound=WorkerState)
+
+
+class Backend(Protocol[W]):
+    """What a backend supplies to the core: time, workers, and where outcomes go."""
+
+    def now(self) -> float:
+        """The pool's time in seconds."""
+
+    def spawn(self, slot: int) -> W:
+        """Create and start a worker serving ``slot`` from now."""
+
+    def wake(self, worker: W) -> None:
+        """Wake ``worker``, which the core has just taken off the idle set."""
+
+    def at(self, due: float, action: Callable[[], None]) -> None:
+        """Run ``action`` at pool time ``due`` (seconds)."""
+
+    def place(self, task: int) -> None:
+        """Submit ``task`` again (a retry, or a queue handed back), with its own priority
+        and affinity, through :meth:`PoolCore.submit`."""
+
+    def attempts(self, task: int) -> int:
+        """The attempts of ``task`` begun so far."""
+
+    def failed(self, task: int, error: BaseException) -> None:
+        """``task`` has failed for good with ``error``."""
+
+    def released(self, worker: W) -> None:
+        """``worker`` was declared dead; it may still be running."""
+
+
+class PoolCore(Generic[W]):
+    """Slots, idle workers, the busy count and every decision of a pool over ``policy``.
+
+    ``recorder`` (if given) receives every attempt and event; ``counts`` holds the
+    pool's counters (:class:`real.PoolStats`' names). ``start_cost`` (seconds) delays
+    every restart and scale-up beyond its own delay: the model's thread start, which a
+    real pool pays by itself. Every method runs under the backend's exclusion (the
+    model's single process, the real pool's lock).
+    """
+
+    def __init__(
+        self,
+        policy: Policy,
+        recovery: Recovery,
+        backend: Backend[W],
+        recorder: Recorder | None = None,
+        start_cost: float = 0.0,
+    ) -> None:
+        self.policy = policy
+        self.recovery = recovery
+        self.backend = backend
+        self.recorder = recorder
+        self.start_cost = start_cost
+        self.slots: dict[int, W] = {}
+        #: Idle workers by slot, in the order they went idle (the last is woken first).
+        self.idle: dict[int, W] = {}
+        self.pending_starts: dict[int, object] = {}
+        self.busy = 0
+        #: Set when the run is over: no worker starts any more and faults stop.
+        self.stopped = False
+        # Bound once: submit and take run for every task (a policy's hooks are fixed).
+        self._policy_submit, self._next_task = policy.submit, policy.next_task
+        self._can_steal, self._wake = policy.can_steal, backend.wake
+        self.counts = dict.fromkeys(
+            ("completed", "failed", "retried", "stolen", "restarts", "discarded", "cancelled"), 0
+        )
+
+    # -- tasks ----------------------------------------------------------------------------
+
+    def submit(self, task: int, priority: int, affinity: int, now: float) -> None:
+        """Hand ``task`` to the policy and wake a worker that can take it: the slot it
+        was placed on if that one is idle, else (a shared queue, or a policy that
+        steals) the worker that went idle last."""
+        target = self._policy_submit(task, priority, affinity, now)
+        idle = self.idle
+        if not idle:
+            return
+        worker = idle.pop(target, None) if target is not None else None
+        if worker is None and (target is None or self._can_steal):
+            worker = idle.popitem()[1]
+        if worker is not None:
+            self._wake(worker)
+
+    def take(self, worker: W, now: float) -> int:
+        """What free ``worker`` does now: a task to run, :data:`STOLE` (it stole: wait
+        the policy's ``steal_latency``, then take again) or :data:`NOTHING` (go idle)."""
+        task = self._next_task(worker.slot, now)
+        if task is not None:
+            return task
+        # With nothing queued a steal finds no victim: skip the call (and any draw).
+        if self._can_steal and self.policy.queued() and self._steal(worker, now):
+            return STOLE
+        return NOTHING
+
+    def queued(self) -> int:
+        """Tasks waiting in the policy's queues."""
+        return self.policy.queued()
+
+    def has_room(self, max_pending: int | None) -> bool:
+        """Whether a new task fits under ``max_pending`` queued tasks (None: no bound)."""
+        return max_pending is None or self.policy.queued() < max_pending
+
+    def drain(self, now: float) -> list[int]:
+        """Take every task out of the serving slots' queues (a shutdown that cancels)."""
+        drained = []
+        for slot in list(self.slots):
+            while (task := self.policy.next_task(slot, now)) is not None:
+                drained.append(task)
+        return drained
+
+    def _steal(self, worker: W, now: float) -> bool:
+        taken = self.policy.steal(worker.slot, now)
+        if taken is None:
+            return False
+        for task in taken[1]:
+            self.counts["stolen"] += 1
+            if self.recorder is not None:
+                self.recorder.stolen[task] = True
+            self.event(now, "steal", worker.slot, task)
+        return True
+
+    def begin(self, worker: W, task: int, now: float) -> None:
+        """``worker`` starts an attempt of ``task`` at ``now``."""
+        worker.task = task
+        self.busy += 1
+        if self.recorder is not None:
+            self.recorder.begin(task, worker.slot, now)
+
+    def end(self, worker: W) -> None:
+        """``worker``'s attempt ended (its outcome is the backend's to settle)."""
+        worker.task = -1
+        self.busy -= 1
+
+    def discard(self, worker: W, task: int, now: float) -> None:
+        """A worker declared dead came back with a result: drop it and count it."""
+        self.counts["discarded"] += 1
+        if self.recorder is not None:
+            self.recorder.duplicates += 1
+        self.event(now, "discarded", worker.slot, task)
+
+    def attempt_failed(
+        self, task: int, outcome: str, error: BaseException, retryable: bool = True
+    ) -> None:
+        """An attempt of ``task`` ended without success (``outcome``: error, timeout,
+        lost-worker): retry it after the backoff, or fail it for good with ``error``."""
+        backend, recorder = self.backend, self.recorder
+        now = backend.now()
+        if recorder is not None:
+            recorder.abandon(task, now, outcome)
+        delay = self.recovery.retry_delay(backend.attempts(task)) if retryable else None
+        if delay is None:
+            self.counts["failed"] += 1
+            if recorder is not None:
+                recorder.fail(task, now)
+            backend.failed(task, error)
+            return
+        self.counts["retried"] += 1
+        self.event(now, "retry", -1 if recorder is None else recorder.worker[task], task)
+        backend.at(now + delay, lambda: self._requeue(task))
+
+    def _requeue(self, task: int) -> None:
+        if self.recorder is not None:
+            self.recorder.requeue(task, self.backend.now())
+        self.backend.place(task)
+
+    # -- workers --------------------------------------------------------------------------
+
+    def start_worker(self, slot: int) -> W:
+        """Put a new worker in ``slot``, serving from now."""
+        worker = self.backend.spawn(slot)
+        self.slots[slot] = worker
+        self.policy.add_worker(slot)
+        return worker
+
+    def go_idle(self, worker: W) -> None:
+        """``worker`` found nothing to run: it waits until a submit wakes it."""
+        self.idle[worker.slot] = worker
+
+    def interrupted_idle(self, worker: W) -> None:
+        """A fault (or shutdown) reached ``worker`` while it waited idle."""
+        if self.idle.get(worker.slot) is worker:
+            del self.idle[worker.slot]
+        else:  # it was woken for a task it cannot take now: pass that on
+            self.pass_wake()
+
+    def pass_wake(self) -> None:
+        """A worker leaves or freezes, perhaps woken for a queued task: wake another."""
+        if self.idle and self.policy.queued():
+            self.backend.wake(self.idle.popitem()[1])
+
+    def declare_dead(self, worker: W, kind: str) -> None:
+        """The pool gives up on ``worker`` (``kind``: detected, timeout): requeue its
+        work, fail or retry its task, and restart its slot."""
+        now, slot = self.backend.now(), worker.slot
+        self.event(now, kind, slot, worker.task)
+        worker.declared_dead = True
+        if self.recorder is not None:
+            self.recorder.workers_changed(now, -1)
+        if self.idle.get(slot) is worker:
+            del self.idle[slot]
+        orphans: list[int] = []
+        if self.slots.get(slot) is worker:  # else retired already: its queue was handed back
+            del self.slots[slot]
+            orphans = self.policy.remove_worker(slot)
+        if worker.task >= 0:
+            task, worker.task = worker.task, -1
+            self.busy -= 1
+            lost = WorkerLost(f"task {task} lost its worker (slot {slot}, {kind})")
+            self.attempt_failed(task, "timeout" if kind == "timeout" else "lost-worker", lost)
+        for task in orphans:
+            self.backend.place(task)
+        self.backend.released(worker)
+        if not worker.retiring:
+            self.start_later(slot, self.recovery.restart_delay, "restart")
+
+    def start_later(self, slot: int, delay: float, kind: str) -> None:
+        """Start a worker in ``slot`` after ``delay`` s (plus ``start_cost``) unless
+        cancelled meanwhile; ``kind`` is restart or scale_up."""
+        token = object()
+        self.pending_starts[slot] = token
+
+        def begin() -> None:
+            if self.pending_starts.get(slot) is not token or self.stopped:
+                return
+            del self.pending_starts[slot]
+            self.start_worker(slot)
+            now = self.backend.now()
+            if self.recorder is not None:
+                self.recorder.workers_changed(now, +1)
+            if kind == "restart":
+                self.counts["restarts"] += 1
+                self.event(now, "restart", slot)
+
+        self.backend.at(self.backend.now() + delay + self.start_cost, begin)
+
+    def retire(self, slot: int) -> None:
+        """Scale-down: ``slot`` takes no new work; it leaves after its running task."""
+        worker = self.slots.get(slot)
+        if worker is None:
+            return
+        worker.retiring = True
+        for task in self.policy.remove_worker(slot):
+            self.backend.place(task)
+        if self.idle.get(slot) is worker:
+            del self.idle[slot]
+            self.backend.wake(worker)
+
+    def retired(self, worker: W) -> None:
+        """A retiring worker has left its slot."""
+        if self.slots.get(worker.slot) is worker:
+            del self.slots[worker.slot]
+        if self.recorder is not None:
+            self.recorder.workers_changed(self.backend.now(), -1)
+        self.pass_wake()
+
+    def scale(self, now: float) -> None:
+        """The autoscaler's tick at ``now``: ask the policy for a worker count, then
+        start or retire slots (a retiring worker still finishing is kept instead)."""
+        policy = self.policy
+        serving = [slot for slot, worker in self.slots.items() if not worker.retiring]
+        slots = set(serving) | set(self.pending_starts)
+        desired = policy.desired_workers(now, len(slots), self.busy, policy.queued())
+        added, retired = plan_scaling(slots, desired)
+        for slot in added:
+            self.event(now, "scale_up", slot)
+            leaving = self.slots.get(slot)
+            if leaving is not None and leaving.retiring:
+                leaving.retiring = False
+                policy.add_worker(slot)
+            else:
+                self.start_later(slot, policy.startup_delay, "scale_up")
+        for slot in retired:
+            self.event(now, "scale_down", slot)
+            if self.pending_starts.pop(slot, None) is None:
+                self.retire(slot)
+
+    def inject(self, fault: Fault, now: float) -> tuple[W, float] | None:
+        """A scheduled crash or hang reaches its worker at ``now``: the worker and the
+        seconds it freezes beyond a hang already under way, or None if there is none
+        to reach (no worker in the slot, one already dead, or the run is over)."""
+        worker = self.slots.get(fault.worker)
+        if worker is None or worker.crashed or worker.declared_dead or self.stopped:
+            return None
+        self.event(now, fault.kind, worker.slot, worker.task)
+        if fault.kind == "crash":
+            worker.crashed = True
+            return worker, 0.0
+        # Overlapping hangs merge: the worker is frozen until the latest one ends.
+        until = now + fault.duration
+        extension = max(0.0, until - max(worker.frozen_until, now))
+        worker.frozen_until = max(worker.frozen_until, until)
+        return worker, extension
+
+    def event(self, now: float, kind: str, worker: int = -1, task: int = -1) -> None:
+        """Record a rare event (see :data:`pool.records.EVENT_KINDS`)."""
+        if self.recorder is not None:
+            self.recorder.event(now, kind, worker, task)
