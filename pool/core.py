@@ -113,39 +113,59 @@ class PoolCore(Generic[W]):
         self.busy = 0
         #: Set when the run is over: no worker starts any more and faults stop.
         self.stopped = False
-        # Bound once: submit and take run for every task (a policy's hooks are fixed).
-        self._policy_submit, self._next_task = policy.submit, policy.next_task
-        self._can_steal, self._wake = policy.can_steal, backend.wake
+        #: ``submit`` and ``take`` run for every task: closures over the policy's hooks
+        #: (fixed for a run), cheaper to call than methods that look them up each time.
+        self.submit = self._submitter()
+        self.take = self._taker()
         self.counts = dict.fromkeys(
             ("completed", "failed", "retried", "stolen", "restarts", "discarded", "cancelled"), 0
         )
 
     # -- tasks ----------------------------------------------------------------------------
 
-    def submit(self, task: int, priority: int, affinity: int, now: float) -> None:
-        """Hand ``task`` to the policy and wake a worker that can take it: the slot it
-        was placed on if that one is idle, else (a shared queue, or a policy that
-        steals) the worker that went idle last."""
-        target = self._policy_submit(task, priority, affinity, now)
-        idle = self.idle
-        if not idle:
-            return
-        worker = idle.pop(target, None) if target is not None else None
-        if worker is None and (target is None or self._can_steal):
-            worker = idle.popitem()[1]
-        if worker is not None:
-            self._wake(worker)
+    def _submitter(self) -> Callable[[int, int, int, float], None]:
+        policy_submit, can_steal, idle, wake = (
+            self.policy.submit,
+            self.policy.can_steal,
+            self.idle,
+            self.backend.wake,
+        )
 
-    def take(self, worker: W, now: float) -> int:
-        """What free ``worker`` does now: a task to run, :data:`STOLE` (it stole: wait
-        the policy's ``steal_latency``, then take again) or :data:`NOTHING` (go idle)."""
-        task = self._next_task(worker.slot, now)
-        if task is not None:
-            return task
-        # With nothing queued a steal finds no victim: skip the call (and any draw).
-        if self._can_steal and self.policy.queued() and self._steal(worker, now):
-            return STOLE
-        return NOTHING
+        def submit(task: int, priority: int, affinity: int, now: float) -> None:
+            """Hand ``task`` to the policy and wake a worker that can take it: the slot it
+            was placed on if that one is idle, else (a shared queue, or a policy that
+            steals) the worker that went idle last."""
+            target = policy_submit(task, priority, affinity, now)
+            if not idle:
+                return
+            worker = idle.pop(target, None) if target is not None else None
+            if worker is None and (target is None or can_steal):
+                worker = idle.popitem()[1]
+            if worker is not None:
+                wake(worker)
+
+        return submit
+
+    def _taker(self) -> Callable[[W, float], int]:
+        next_task, can_steal, queued, steal = (
+            self.policy.next_task,
+            self.policy.can_steal,
+            self.policy.queued,
+            self._steal,
+        )
+
+        def take(worker: W, now: float) -> int:
+            """What free ``worker`` does now: a task to run, :data:`STOLE` (it stole: wait
+            the policy's ``steal_latency``, then take again) or :data:`NOTHING` (go idle)."""
+            task = next_task(worker.slot, now)
+            if task is not None:
+                return task
+            # With nothing queued a steal finds no victim: skip the call (and any draw).
+            if can_steal and queued() and steal(worker, now):
+                return STOLE
+            return NOTHING
+
+        return take
 
     def queued(self) -> int:
         """Tasks waiting in the policy's queues."""
