@@ -87,7 +87,9 @@ def _record(
     delays = rng.exponential(mix.delay, n_tasks).tolist()
     arrival = np.cumsum(rng.exponential(1.0 / rate, n_tasks)).tolist()
     task = RealTask(server.port, mix)
-    with real.ThreadedPool("fifo", RECORD_WORKERS, record=True, name="poolbench-record") as pool_:
+    with real.ThreadedPool(
+        "fifo", RECORD_WORKERS, record=True, thread_name_prefix="poolbench-record"
+    ) as pool_:
         start = time.monotonic()
         futures = []
         for at, delay in zip(arrival, delays, strict=True):

@@ -172,7 +172,7 @@ def profile(server: LocalServer, mix: Mix, rng: np.random.Generator, tasks: int 
     """
     task = RealTask(server.port, mix, record=True)
     delays = rng.exponential(mix.delay, tasks).tolist()
-    with real.ThreadedPool("fifo", workers=1, name="poolbench-profile") as pool:
+    with real.ThreadedPool("fifo", workers=1, thread_name_prefix="poolbench-profile") as pool:
         for _ in range(5):  # a connection, warm code
             pool.submit(task, 0.0).result()
         task.steps.clear()

@@ -13,7 +13,9 @@ from threads under one lock; neither makes a scheduling decision of its own.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures.thread import BrokenThreadPool
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
@@ -30,6 +32,13 @@ STOLE = -2
 
 class WorkerLost(Exception):  # noqa: N818 - named after what happened to the task
     """Set on a task's future when every attempt of it died with its worker."""
+
+
+class BrokenPool(BrokenThreadPool):
+    """A hook of the pool's policy raised (a bug in the policy): the pool cannot know
+    what is queued any more, so it schedules nothing more. Its ``__cause__`` is the
+    policy's exception. The model raises it from ``sim.run``; the threaded pool sets it
+    on every task not yet running and raises it from ``submit``."""
 
 
 @dataclass(eq=False, slots=True)
@@ -113,6 +122,8 @@ class PoolCore(Generic[W]):
         self.busy = 0
         #: Set when the run is over: no worker starts any more and faults stop.
         self.stopped = False
+        #: Set once a policy hook has raised (see :class:`BrokenPool`).
+        self.broken: BrokenPool | None = None
         #: ``submit`` and ``take`` run for every task: closures over the policy's hooks
         #: (fixed for a run), cheaper to call than methods that look them up each time.
         self.submit = self._submitter()
@@ -135,7 +146,10 @@ class PoolCore(Generic[W]):
             """Hand ``task`` to the policy and wake a worker that can take it: the slot it
             was placed on if that one is idle, else (a shared queue, or a policy that
             steals) the worker that went idle last."""
-            target = policy_submit(task, priority, affinity, now)
+            try:
+                target = policy_submit(task, priority, affinity, now)
+            except Exception as error:
+                raise self.policy_failed("submit", error) from error
             if not idle:
                 return
             worker = idle.pop(target, None) if target is not None else None
@@ -157,30 +171,52 @@ class PoolCore(Generic[W]):
         def take(worker: W, now: float) -> int:
             """What free ``worker`` does now: a task to run, :data:`STOLE` (it stole: wait
             the policy's ``steal_latency``, then take again) or :data:`NOTHING` (go idle)."""
-            task = next_task(worker.slot, now)
-            if task is not None:
-                return task
-            # With nothing queued a steal finds no victim: skip the call (and any draw).
-            if can_steal and queued() and steal(worker, now):
-                return STOLE
+            try:
+                task = next_task(worker.slot, now)
+                if task is not None:
+                    return task
+                # With nothing queued a steal finds no victim: skip the call (and any draw).
+                if can_steal and queued() and steal(worker, now):
+                    return STOLE
+            except Exception as error:
+                raise self.policy_failed("next_task, queued or steal", error) from error
             return NOTHING
 
         return take
 
+    def policy_failed(self, hook: str, error: Exception) -> BrokenPool:
+        """The policy raised ``error`` in ``hook``: the pool is broken from now on."""
+        if self.broken is None:
+            name = type(self.policy).__name__
+            self.broken = BrokenPool(f"the policy {name} raised in {hook}: {error!r}")
+            self.broken.__cause__ = error
+        return self.broken
+
+    @contextmanager
+    def _guard(self, hook: str) -> Iterator[None]:
+        try:
+            yield
+        except BrokenPool:
+            raise
+        except Exception as error:
+            raise self.policy_failed(hook, error) from error
+
     def queued(self) -> int:
         """Tasks waiting in the policy's queues."""
-        return self.policy.queued()
+        with self._guard("queued"):
+            return self.policy.queued()
 
     def has_room(self, max_pending: int | None) -> bool:
         """Whether a new task fits under ``max_pending`` queued tasks (None: no bound)."""
-        return max_pending is None or self.policy.queued() < max_pending
+        return max_pending is None or self.queued() < max_pending
 
     def drain(self, now: float) -> list[int]:
         """Take every task out of the serving slots' queues (a shutdown that cancels)."""
         drained = []
-        for slot in list(self.slots):
-            while (task := self.policy.next_task(slot, now)) is not None:
-                drained.append(task)
+        with self._guard("next_task"):
+            for slot in list(self.slots):
+                while (task := self.policy.next_task(slot, now)) is not None:
+                    drained.append(task)
         return drained
 
     def _steal(self, worker: W, now: float) -> bool:
@@ -244,7 +280,8 @@ class PoolCore(Generic[W]):
         """Put a new worker in ``slot``, serving from now."""
         worker = self.backend.spawn(slot)
         self.slots[slot] = worker
-        self.policy.add_worker(slot)
+        with self._guard("add_worker"):
+            self.policy.add_worker(slot)
         return worker
 
     def go_idle(self, worker: W) -> None:
@@ -260,7 +297,7 @@ class PoolCore(Generic[W]):
 
     def pass_wake(self) -> None:
         """A worker leaves or freezes, perhaps woken for a queued task: wake another."""
-        if self.idle and self.policy.queued():
+        if self.idle and self.queued():
             self.backend.wake(self.idle.popitem()[1])
 
     def declare_dead(self, worker: W, kind: str) -> None:
@@ -276,7 +313,8 @@ class PoolCore(Generic[W]):
         orphans: list[int] = []
         if self.slots.get(slot) is worker:  # else retired already: its queue was handed back
             del self.slots[slot]
-            orphans = self.policy.remove_worker(slot)
+            with self._guard("remove_worker"):
+                orphans = self.policy.remove_worker(slot)
         if worker.task >= 0:
             task, worker.task = worker.task, -1
             self.busy -= 1
@@ -314,7 +352,9 @@ class PoolCore(Generic[W]):
         if worker is None:
             return
         worker.retiring = True
-        for task in self.policy.remove_worker(slot):
+        with self._guard("remove_worker"):
+            orphans = self.policy.remove_worker(slot)
+        for task in orphans:
             self.backend.place(task)
         if self.idle.get(slot) is worker:
             del self.idle[slot]
@@ -329,23 +369,28 @@ class PoolCore(Generic[W]):
         self.pass_wake()
 
     def scale(self, now: float) -> None:
-        """The autoscaler's tick at ``now``: ask the policy for a worker count, then
-        start or retire slots (a retiring worker still finishing is kept instead)."""
+        """The autoscaler's tick due at ``now``: ask the policy for a worker count, then
+        start or retire slots (a retiring worker still finishing is kept instead). The
+        events carry the time the decision was made (later than ``now`` in a real pool
+        whose supervisor ran late)."""
         policy = self.policy
         serving = [slot for slot, worker in self.slots.items() if not worker.retiring]
         slots = set(serving) | set(self.pending_starts)
-        desired = policy.desired_workers(now, len(slots), self.busy, policy.queued())
+        with self._guard("desired_workers"):
+            desired = policy.desired_workers(now, len(slots), self.busy, policy.queued())
         added, retired = plan_scaling(slots, desired)
+        decided = self.backend.now()
         for slot in added:
-            self.event(now, "scale_up", slot)
+            self.event(decided, "scale_up", slot)
             leaving = self.slots.get(slot)
             if leaving is not None and leaving.retiring:
                 leaving.retiring = False
-                policy.add_worker(slot)
+                with self._guard("add_worker"):
+                    policy.add_worker(slot)
             else:
                 self.start_later(slot, policy.startup_delay, "scale_up")
         for slot in retired:
-            self.event(now, "scale_down", slot)
+            self.event(decided, "scale_down", slot)
             if self.pending_starts.pop(slot, None) is None:
                 self.retire(slot)
 

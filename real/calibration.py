@@ -81,8 +81,10 @@ def _dispatch(n_tasks: int) -> float:
     no_slot = np.full(n_tasks + 1, -1, np.int64)
     workload = Workload(nothing, nothing, np.zeros(n_tasks + 1, np.int64), nothing, no_slot)
     recorder = Recorder(workload, 1)
-    with ThreadedPool("fifo", workers=1, name="poolbench-calibrate", recorder=recorder) as pool:
-        injector = Injector(pool._threads, recorder, [], None, frozenset())
+    with ThreadedPool(
+        "fifo", workers=1, thread_name_prefix="poolbench-calibrate", recorder=recorder
+    ) as pool:
+        injector = Injector(pool._backend, recorder, [], None, frozenset())
         pool.submit(gate.wait)
         futures = [pool.submit(injector.perform, task) for task in range(n_tasks)]
         for future in futures:
@@ -98,12 +100,12 @@ def _submit(n_tasks: int) -> float:
     """Per-call time of ``submit`` plus a done-callback, on the submitting thread."""
     gate = threading.Event()
     counter = _Counter()
-    with ThreadedPool("fifo", workers=1, name="poolbench-calibrate") as pool:
+    with ThreadedPool("fifo", workers=1, thread_name_prefix="poolbench-calibrate") as pool:
         pool.submit(gate.wait)
-        submit = pool.submit
+        submit = pool.submit_with
         started = time.perf_counter()
         for task in range(n_tasks):
-            submit(_noop, task, priority=0, affinity=None).add_done_callback(counter)
+            submit(_noop, (task,), priority=0, affinity=None).add_done_callback(counter)
         elapsed = time.perf_counter() - started
         gate.set()
     return elapsed / n_tasks

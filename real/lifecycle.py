@@ -4,16 +4,22 @@
 it starts and wakes threads, keeps the tasks' callables and futures, and runs each
 worker's loop. Every decision (what a worker runs, whom a submit wakes, retries,
 restarts, retirement, scaling) is the core's. Everything here runs with the lock held,
-except the worker loop's calls of tasks and the settling of futures."""
+except the worker loop's calls of tasks and what settles futures (callbacks may run).
+
+As with the standard executor, the interpreter does not exit before every pool's
+pending tasks are done (an exit hook shuts the pools down and waits), and the worker
+threads are not daemons.
+"""
 
 from __future__ import annotations
 
-import math
+import functools
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import Future
-from dataclasses import dataclass
+import weakref
+from collections.abc import Callable, Hashable
+from concurrent.futures import CancelledError, Future
+from concurrent.futures.thread import BrokenThreadPool
 from typing import Any
 
 from pool.core import STOLE, PoolCore
@@ -21,29 +27,28 @@ from pool.faults import Recovery
 from pool.policies import Policy
 from pool.records import Recorder
 from pool.seeding import run_streams
-from real.stats import PoolStats, Settlement, settle
+from real.items import Item, call, call_timed
+from real.stats import PoolStats, Settlement, fail_unstarted, run_all, settle
 from real.supervisor import Supervisor
 from real.task_trace import TaskTrace
 from real.worker import ThreadWorker, WorkerCrash
 
 _EXIT, _AGAIN = -1, -3
 _CANCELLED = object()
+#: Pools whose threads may still run, for the exit hook.
+_LIVE: weakref.WeakSet[WorkerThreads] = weakref.WeakSet()
+_EXITING = threading.Event()
 
 
-@dataclass(eq=False, slots=True)
-class _Item:
-    fn: Callable[..., Any]
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
-    future: Future[Any]
-    priority: int
-    affinity: int
-    attempts: int = 0
-    #: Recorded only with ``record=True``: pool seconds, and the last attempt's CPU time.
-    submitted: float = math.nan
-    started: float = math.nan
-    cpu_time: float = math.nan
-    worker: int = -1
+def _at_interpreter_exit() -> None:
+    """Before the interpreter joins its threads: let every pool finish its pending tasks."""
+    _EXITING.set()
+    for threads in list(_LIVE):
+        threads.shutdown(wait=True, cancel_pending=False)
+
+
+# The hook the standard executor uses too: it runs before non-daemon threads are joined.
+getattr(threading, "_register_atexit")(_at_interpreter_exit)  # noqa: B009 - private API
 
 
 class WorkerThreads:
@@ -65,28 +70,37 @@ class WorkerThreads:
         max_pending: int | None,
         recorder: Recorder | None,
         trace: TaskTrace | None,
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
     ) -> None:
         self.policy, self.recovery, self.name = policy, recovery, name
         self.retry_exceptions, self.max_pending = retry_exceptions, max_pending
         self.recorder, self.trace = recorder, trace
+        self.initializer, self.initargs = initializer, initargs
         self.lock = threading.Lock()
         #: Notified when queue space frees up (``max_pending``) or the pool shuts down.
         self.space = threading.Condition(self.lock)
-        self.items: dict[int, _Item] = {}
+        self.items: dict[int, Item] = {}
+        self.keys: dict[Hashable, int] = {}
         self.next_id = 0
         self.threads: list[threading.Thread] = []
         self.unresolved = 0
         self.shutting_down = False
-        #: Futures decided under the lock, to resolve outside it.
-        self.settlements: list[Settlement] = []
+        #: Set when a policy hook or a thread initializer raised: nothing runs any more.
+        self.broken: BrokenThreadPool | None = None
+        #: Set (without the lock) when the ThreadedPool was dropped without shutdown.
+        self.dropped = False
+        #: What settles futures decided under the lock, to run outside it.
+        self.outcomes: list[Callable[[], None]] = []
         self._local = threading.local()
-        self.core: PoolCore[ThreadWorker] = PoolCore(policy, recovery, self, recorder)
         policy.reset(range(workers), run_streams(seed).policy)
+        self.core: PoolCore[ThreadWorker] = PoolCore(policy, recovery, self, recorder)
         self.supervisor = Supervisor(self)
         self._t0 = time.monotonic()
         with self.lock:
             for slot in range(workers):
                 self.core.start_worker(slot)
+        _LIVE.add(self)
         self.supervisor.start()
 
     # -- the backend's hooks (pool.core.Backend; lock held) --------------------------------
@@ -100,7 +114,7 @@ class WorkerThreads:
         now = self.now()
         worker = ThreadWorker(slot, now, wake=threading.Condition(self.lock), last_heartbeat=now)
         worker.thread = threading.Thread(
-            target=self._work, args=(worker,), daemon=True, name=f"{self.name}-worker-{slot}"
+            target=self._work, args=(worker,), name=f"{self.name}_{slot}"
         )
         self.threads.append(worker.thread)
         worker.thread.start()
@@ -116,8 +130,9 @@ class WorkerThreads:
 
     def place(self, task: int) -> None:
         """Submit ``task`` through the core with its priority and affinity."""
-        item = self.items[task]
-        self.core.submit(task, item.priority, item.affinity, self.now())
+        item = self.items.get(task)
+        if item is not None:  # else resolved meanwhile (a broken pool failed it)
+            self.core.submit(task, item.priority, item.affinity, self.now())
 
     def attempts(self, task: int) -> int:
         """Attempts of ``task`` begun so far."""
@@ -127,7 +142,7 @@ class WorkerThreads:
         """``task`` failed for good: its future gets ``error`` (outside the lock)."""
         if self.trace is not None:
             self.log(task, "failed", self.now())
-        self.settlements.append((self.items[task].future, None, error))
+        self.outcomes.append(functools.partial(settle, (self.items[task].future, None, error)))
         self.resolve(task)
 
     def released(self, worker: ThreadWorker) -> None:
@@ -136,23 +151,35 @@ class WorkerThreads:
 
     # -- tasks (lock held) -----------------------------------------------------------------
 
-    def add(self, item: _Item, submit_timeout: float | None) -> None:
+    def add(self, item: Item, submit_timeout: float | None) -> None:
         """Queue a new task, waiting up to ``submit_timeout`` s for space (``max_pending``)."""
         if self.shutting_down or self.max_pending is not None:
             self._wait_for_space(submit_timeout)
+        if item.key is not None and item.key in self.keys:
+            raise ValueError(f"key {item.key!r} is already a task of this pool")
         task = self.next_id
         self.next_id += 1
         self.items[task] = item
         try:
             self.place(task)
+        except BrokenThreadPool as broken:  # the policy raised: nothing is queued any more
+            del self.items[task]
+            self.break_pool(broken)
+            raise self._broken_error()  # noqa: B904 - its __cause__ is the policy's error
         except BaseException:  # e.g. Ctrl-C inside the policy: the task never was
             del self.items[task]
             raise
+        if item.key is not None:
+            self.keys[item.key] = task
         self.unresolved += 1
 
     def _wait_for_space(self, submit_timeout: float | None) -> None:
         deadline = None if submit_timeout is None else time.monotonic() + submit_timeout
         while True:
+            if self.broken is not None:
+                raise self._broken_error()
+            if _EXITING.is_set():
+                raise RuntimeError("cannot schedule new futures after interpreter shutdown")
             if self.shutting_down:
                 raise RuntimeError("cannot submit to a pool that is shut down")
             if self.core.has_room(self.max_pending):
@@ -162,15 +189,62 @@ class WorkerThreads:
                 raise TimeoutError(f"no queue space within submit_timeout={submit_timeout}s")
             self.space.wait(remaining)
 
+    def _broken_error(self) -> BrokenThreadPool:
+        assert self.broken is not None
+        error = type(self.broken)(*self.broken.args)
+        error.__cause__ = self.broken.__cause__
+        error.__suppress_context__ = True
+        return error
+
+    def break_pool(self, broken: BrokenThreadPool) -> None:
+        """A policy hook or an initializer raised: fail every task not running (outside
+        the lock), accept no more, and let the workers end after their running task."""
+        if self.broken is not None:
+            return
+        self.broken, self.shutting_down = broken, True
+        running = {worker.task for worker in self.core.slots.values()}
+        for task, item in list(self.items.items()):
+            if task not in running:
+                self.outcomes.append(functools.partial(fail_unstarted, item.future, broken))
+                self.resolve(task)
+        self._wake_everyone()
+
     def close(self, cancel_pending: bool) -> list[Future[Any]]:
         """Stop accepting tasks; with ``cancel_pending`` drain the queues and return the
         futures to cancel. Idempotent."""
         if self.shutting_down:
             return []
         self.shutting_down = True
-        drained = self._drain_queue() if cancel_pending else []
+        try:
+            drained = self._drain_queue() if cancel_pending else []
+        except BrokenThreadPool as broken:
+            self.break_pool(broken)
+            drained = []
         self._wake_everyone()
         return drained
+
+    def shutdown(self, wait: bool, cancel_pending: bool) -> None:
+        """Close (see :meth:`close`), cancel what was drained and, with ``wait``, join
+        every thread. Call without the lock."""
+        with self.lock:
+            cancelled = self.close(cancel_pending)
+            outcomes = self.take_outcomes()
+        run_all(outcomes)
+        for future in cancelled:
+            if not future.cancel():  # a retry waiting in the queue: its future is running
+                future.set_exception(CancelledError("cancelled at shutdown before its retry"))
+        if not wait:
+            return
+        if self.current_worker() is not None:
+            raise RuntimeError(
+                "shutdown(wait=True) from one of the pool's own tasks would wait for itself"
+            )
+        self.supervisor.thread.join()
+        with self.lock:
+            started = list(self.threads)
+        for thread in started:
+            thread.join()
+        _LIVE.discard(self)
 
     def _drain_queue(self) -> list[Future[Any]]:
         now, drained = self.now(), []
@@ -186,7 +260,9 @@ class WorkerThreads:
 
     def resolve(self, task: int) -> None:
         """``task`` has its outcome: forget it; the last one ends a shutdown."""
-        del self.items[task]
+        item = self.items.pop(task)
+        if item.key is not None:
+            del self.keys[item.key]
         self.unresolved -= 1
         if self.shutting_down and not self.unresolved:
             self._wake_everyone()
@@ -204,10 +280,10 @@ class WorkerThreads:
 
     def stats(self) -> PoolStats:
         """A snapshot of the pool's state and counters (lock held)."""
-        serving = sum(1 for worker in self.core.slots.values() if not worker.declared_dead)
-        return PoolStats(
-            workers=serving, busy=self.core.busy, queued=self.core.queued(), **self.core.counts
-        )
+        core = self.core
+        serving = sum(1 for worker in core.slots.values() if not worker.declared_dead)
+        queued = 0 if self.broken is not None else core.queued()
+        return PoolStats(workers=serving, busy=core.busy, queued=queued, **core.counts)
 
     def current_worker(self) -> ThreadWorker | None:
         """The worker running the calling thread, or None outside the pool's workers."""
@@ -219,55 +295,79 @@ class WorkerThreads:
         assert self.trace is not None
         item = self.items[task]
         if status == "cancelled":  # taken from the queue perhaps, but never run
-            item.started = item.cpu_time = math.nan
+            item.started = item.cpu_time = float("nan")
         times = (item.submitted, item.started, now)
         self.trace.add(
             task, times, item.worker, item.priority, status, item.attempts, item.cpu_time
         )
 
-    def take_settlements(self) -> list[Settlement]:
-        """The futures decided so far, to resolve outside the lock (lock held)."""
-        pending, self.settlements = self.settlements, []
-        return pending
+    def take_outcomes(self) -> list[Callable[[], None]]:
+        """What settles the futures decided so far, to run outside the lock (lock held)."""
+        outcomes, self.outcomes = self.outcomes, []
+        return outcomes
 
     # -- a worker's thread -----------------------------------------------------------------
 
     def _work(self, worker: ThreadWorker) -> None:
         self._local.worker = worker
-        lock, items, timed = self.lock, self.items, self.trace is not None
+        if self.initializer is not None and not self._initialize():
+            return
+        lock, items = self.lock, self.items
+        call_task = call if self.trace is None else call_timed
         task, outcome, value = _EXIT, _CANCELLED, None
         try:
             while True:
                 with lock:
                     done = self._finish(worker, task, outcome, value) if task >= 0 else None
-                    decided = self.take_settlements() if self.settlements else None
+                    value = None  # an idle worker keeps no result alive
                     # Deliver a result before going idle, not after the next task.
-                    task = self._take(worker, may_wait=done is None and decided is None)
+                    task = self._next(worker, may_wait=done is None and not self.outcomes)
+                    outcomes = self.take_outcomes() if self.outcomes else None
                     item = items[task] if task >= 0 else None
                 if done is not None:
                     settle(done)
-                for settlement in decided or ():
-                    settle(settlement)
+                    done = None
+                if outcomes is not None:
+                    run_all(outcomes)
+                    outcomes = None
                 if task == _AGAIN:
                     continue
                 if item is None:
                     return
                 if item.attempts == 1 and not item.future.set_running_or_notify_cancel():
-                    outcome = _CANCELLED
+                    outcome, item = _CANCELLED, None
                     continue
-                if timed:
-                    outcome, value = _call_timed(item)
-                    continue
-                try:
-                    outcome, value = True, item.fn(*item.args, **item.kwargs)
-                except Exception as error:
-                    outcome, value = False, error
+                outcome, value = call_task(item)
+                item = None
         except WorkerCrash:
             return  # a crash: the thread ends without a word, the monitor will notice
 
-    def _take(self, worker: ThreadWorker, may_wait: bool = True) -> int:
+    def _initialize(self) -> bool:
+        assert self.initializer is not None
+        try:
+            self.initializer(*self.initargs)
+        except BaseException as error:  # as the standard executor: the pool is broken
+            broken = BrokenThreadPool("a thread initializer failed: the pool is not usable")
+            broken.__cause__ = error
+            with self.lock:
+                self.break_pool(broken)
+                outcomes = self.take_outcomes()
+            run_all(outcomes)
+            return False
+        return True
+
+    def _next(self, worker: ThreadWorker, may_wait: bool) -> int:
+        try:
+            return self._take(worker, may_wait)
+        except BrokenThreadPool as broken:  # a policy hook raised
+            self.break_pool(broken)
+            return _EXIT
+
+    def _take(self, worker: ThreadWorker, may_wait: bool) -> int:
         core, slot = self.core, worker.slot
         while True:
+            if self.broken is not None:
+                return _EXIT
             if worker.crashed or worker.declared_dead:
                 core.pass_wake()
                 return _EXIT
@@ -305,12 +405,15 @@ class WorkerThreads:
                 self.lock.acquire()
 
     def _begin(self, worker: ThreadWorker, task: int, now: float) -> int:
+        item = self.items.get(task)
+        if item is None:  # the policy handed out a task it does not hold
+            error = LookupError(f"next_task returned task {task}, which is not queued")
+            raise self.core.policy_failed("next_task", error) from error
         self.core.begin(worker, task, now)
         worker.attempt_start = now
-        item = self.items[task]
         item.attempts += 1
         if self.trace is not None:
-            item.started, item.worker, item.cpu_time = now, worker.slot, math.nan
+            item.started, item.worker, item.cpu_time = now, worker.slot, float("nan")
         if self.max_pending is not None:
             self.space.notify()
         return task
@@ -341,14 +444,3 @@ class WorkerThreads:
         retryable = isinstance(value, self.retry_exceptions)
         self.core.attempt_failed(task, "error", value, retryable)
         return None
-
-
-def _call_timed(item: _Item) -> tuple[bool, Any]:
-    """Call a task, keeping its thread's CPU time for the pool's trace."""
-    begin = time.thread_time()
-    try:
-        return True, item.fn(*item.args, **item.kwargs)
-    except Exception as error:
-        return False, error
-    finally:
-        item.cpu_time = time.thread_time() - begin

@@ -72,11 +72,11 @@ def run(
         recovery,
         retry_exceptions=(InjectedError,),
         seed=seed,
-        name="poolbench-run",
+        thread_name_prefix="poolbench-run",
         recorder=recorder,
     )
     poison = frozenset(faults.poison_tasks)
-    injector = Injector(pool._threads, recorder, schedule, failures, poison, lock_free)
+    injector = Injector(pool._backend, recorder, schedule, failures, poison, lock_free)
     try:
         injector.start()
         resolved = _Countdown(len(workload))
@@ -125,7 +125,7 @@ def _replay(
         if wait > 0:  # never early: a task must not start before it arrives
             time.sleep(wait)
         slot = affinity[task]
-        future = pool.submit(
-            perform, task, priority=priority[task], affinity=None if slot < 0 else slot
+        future = pool.submit_with(
+            perform, (task,), priority=priority[task], affinity=None if slot < 0 else slot
         )
         future.add_done_callback(resolved)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -45,3 +46,17 @@ def settle(settlement: Settlement) -> None:
         future.set_result(value)
     else:
         future.set_exception(error)
+
+
+def fail_unstarted(future: Future[Any], error: BaseException) -> None:
+    """Fail a future whose task will never run (a broken pool), unless it was cancelled:
+    one its task never began is marked running first, as the standard executor does."""
+    if future.running() or future.set_running_or_notify_cancel():
+        future.set_exception(error)
+
+
+def run_all(outcomes: list[Callable[[], None]]) -> None:
+    """Run what settles futures (outside the pool's lock); a function of its own, so that
+    no local of a waiting thread keeps the last one (and its result) alive."""
+    for action in outcomes:
+        action()

@@ -14,12 +14,14 @@ import itertools
 import math
 import threading
 from collections.abc import Callable
-from typing import Protocol
+from concurrent.futures import Future
+from concurrent.futures.thread import BrokenThreadPool
+from typing import Any, Protocol
 
 from pool.core import PoolCore
 from pool.faults import Recovery
 from pool.policies import Policy
-from real.stats import Settlement, settle
+from real.stats import run_all
 from real.worker import ThreadWorker
 
 Action = Callable[[], None]
@@ -35,7 +37,9 @@ class Supervised(Protocol):
     recovery: Recovery
     core: PoolCore[ThreadWorker]
     shutting_down: bool
-    settlements: list[Settlement]
+    broken: BrokenThreadPool | None
+    dropped: bool
+    outcomes: list[Callable[[], None]]
 
     def now(self) -> float:
         """Seconds since the pool began."""
@@ -43,8 +47,14 @@ class Supervised(Protocol):
     def finished(self) -> bool:
         """Whether the pool is shut down with every task resolved."""
 
-    def take_settlements(self) -> list[Settlement]:
-        """The futures decided so far, to resolve outside the lock."""
+    def take_outcomes(self) -> list[Callable[[], None]]:
+        """What settles the futures decided so far, to run outside the lock."""
+
+    def break_pool(self, broken: BrokenThreadPool) -> None:
+        """A policy hook raised: fail what is not running, accept no more."""
+
+    def close(self, cancel_pending: bool) -> list[Future[Any]]:
+        """Stop accepting tasks (idempotent)."""
 
 
 class Supervisor:
@@ -55,9 +65,7 @@ class Supervisor:
         self.wake = threading.Condition(pool.lock)
         self._heap: list[tuple[float, int, Action]] = []
         self._order = itertools.count()
-        self.thread = threading.Thread(
-            target=self._loop, name=f"{pool.name}-supervisor", daemon=True
-        )
+        self.thread = threading.Thread(target=self._loop, name=f"{pool.name}_supervisor")
 
     def start(self) -> None:
         """Start the thread and the recurring monitor and scaler ticks."""
@@ -87,21 +95,28 @@ class Supervisor:
         pool = self.pool
         while True:
             with self.wake:
+                if pool.dropped:  # the ThreadedPool is gone: finish what it queued, then end
+                    pool.close(cancel_pending=False)
                 finished = pool.finished()
                 if not finished:
-                    self._run_due()
-                    if not pool.settlements:
-                        self.wake.wait(self._until_next())
-                pending = pool.take_settlements()
-            for settlement in pending:
-                settle(settlement)
+                    if pool.broken is None:
+                        self._run_due()
+                    if not pool.outcomes:
+                        self.wake.wait(self._until_next() if pool.broken is None else None)
+                pending = pool.take_outcomes()
+            run_all(pending)
+            del pending
             if finished:
                 return
 
     def _run_due(self) -> None:
         while self._heap and self._heap[0][0] <= self.pool.now():
             _, _, action = heapq.heappop(self._heap)
-            action()
+            try:
+                action()
+            except BrokenThreadPool as broken:  # a policy hook raised
+                self.pool.break_pool(broken)
+                return
 
     def _until_next(self) -> float | None:
         return max(0.0, self._heap[0][0] - self.pool.now()) if self._heap else None

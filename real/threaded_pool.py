@@ -1,7 +1,11 @@
 """ThreadedPool: a real thread pool driven by a ``pool`` policy object under one lock.
 
-Like ``concurrent.futures.ThreadPoolExecutor`` (which it subclasses) it runs callables
-on threads and returns futures; unlike it, a policy decides what runs where (priority,
+A drop-in for ``concurrent.futures.ThreadPoolExecutor`` (which it subclasses, so asyncio
+takes it as its default executor): ``submit(fn, *args, **kwargs)`` passes every argument
+through, ``initializer``/``initargs`` and ``thread_name_prefix`` work alike, the
+interpreter waits for pending tasks at exit, a pool dropped without ``shutdown`` ends
+its threads, and a broken pool (a policy hook or an initializer raised) fails its
+pending futures with ``BrokenThreadPool``. Unlike it, a policy decides what runs where (priority,
 work stealing, autoscaling), dead or hung workers are detected by heartbeat and
 replaced, their tasks retried, and ``max_pending`` bounds the queue.
 
@@ -15,9 +19,11 @@ it raises one of ``retry_exceptions``; delivery is then at-least-once, completio
 
 from __future__ import annotations
 
+import itertools
 import os
-from collections.abc import Callable
-from concurrent.futures import CancelledError, Executor, Future
+import weakref
+from collections.abc import Callable, Hashable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +33,17 @@ from pool import _validate
 from pool.faults import Recovery
 from pool.policies import Policy, resolve
 from pool.records import Recorder
-from real.lifecycle import WorkerThreads, _Item
+from real.items import Item
+from real.lifecycle import WorkerThreads
 from real.stats import PoolStats
 from real.task_trace import TaskTrace
 from real.task_trace import save as save_frame
 from real.worker import ThreadWorker, WorkerCrash, WorkerLost
 
+_POOL_NUMBERS = itertools.count()
 
-class ThreadedPool(Executor):
+
+class ThreadedPool(ThreadPoolExecutor):
     """A pool of ``workers`` threads scheduled by ``policy``, recovering per ``recovery``.
 
     ``max_pending`` bounds the queued tasks: ``submit`` then blocks, for at most
@@ -42,7 +51,9 @@ class ThreadedPool(Executor):
     exception types a task is retried on. ``recorder`` (used by :func:`real.run`) records
     every attempt for a :class:`pool.RunResult`. With ``record`` the pool keeps one row per
     finished task, the last ``max_rows`` of them (:meth:`trace`, :meth:`save_trace`), for
-    ``pool.fit``. Times are seconds since the pool began.
+    ``pool.fit``. Times are seconds since the pool began. Threads are named
+    ``{thread_name_prefix}_{slot}`` (default prefix ``poolbench-N``, N unique per pool);
+    each runs ``initializer(*initargs)`` first.
     """
 
     def __init__(
@@ -55,11 +66,15 @@ class ThreadedPool(Executor):
         submit_timeout: float | None = None,
         retry_exceptions: tuple[type[BaseException], ...] = (),
         seed: int = 0,
-        name: str = "poolbench",
+        thread_name_prefix: str = "",
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
         recorder: Recorder | None = None,
         record: bool = False,
         max_rows: int = 100_000,
     ) -> None:
+        # ThreadPoolExecutor.__init__ is not called: this pool keeps its own state; the
+        # base class is there for isinstance checks (asyncio's default executor).
         self.policy = resolve(policy)
         self.workers = _validate.integer_at_least("workers", workers, 1)
         self.recovery = _validate.optional("recovery", recovery, Recovery, Recovery)
@@ -79,71 +94,83 @@ class ThreadedPool(Executor):
         if not isinstance(record, bool):
             raise ValueError(f"record must be True or False, got {record!r}")
         max_rows = _validate.integer_at_least("max_rows", max_rows, 1)
-        self._threads = WorkerThreads(
+        if initializer is not None and not callable(initializer):
+            raise TypeError(f"initializer must be a callable, got {initializer!r}")
+        if not isinstance(initargs, tuple):
+            raise TypeError(f"initargs must be a tuple, got {initargs!r}")
+        if not isinstance(thread_name_prefix, str):
+            raise TypeError(f"thread_name_prefix must be a str, got {thread_name_prefix!r}")
+        prefix = thread_name_prefix or f"poolbench-{next(_POOL_NUMBERS)}"
+        self._max_workers, self._thread_name_prefix = self.workers, prefix
+        self._backend = WorkerThreads(
             self.policy,
             self.recovery,
             workers=self.workers,
             seed=seed,
-            name=name,
+            name=prefix,
             retry_exceptions=retry_exceptions,
             max_pending=max_pending,
             recorder=recorder,
             trace=TaskTrace(max_rows, self.workers) if record else None,
+            initializer=initializer,
+            initargs=initargs,
         )
+        # A pool dropped without shutdown: its supervisor sees this and ends the threads
+        # once the queued tasks are done (no lock taken here: it may run inside the GC).
+        weakref.finalize(self, _dropped, self._backend).atexit = False
 
     def now(self) -> float:
         """Seconds since the pool began (``time.monotonic`` based)."""
-        return self._threads.now()
+        return self._backend.now()
 
     # -- the library interface -----------------------------------------------------------
 
-    def submit(  # type: ignore[override]
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        """Schedule ``fn(*args, **kwargs)`` (every argument passed through) and return its
+        future. Raises RuntimeError after shutdown, BrokenThreadPool once broken."""
+        return self.submit_with(fn, args, kwargs)
+
+    def submit_with(
         self,
         fn: Callable[..., Any],
-        /,
-        *args: Any,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+        *,
         priority: int = 0,
         affinity: int | None = None,
-        **kwargs: Any,
+        key: Hashable | None = None,
     ) -> Future[Any]:
-        """Schedule ``fn(*args, **kwargs)``; ``priority`` 0 is most urgent, ``affinity`` a
-        preferred worker slot. Returns its future. Raises RuntimeError after shutdown."""
+        """Schedule ``fn(*args, **kwargs)`` with the pool's own options: ``priority`` (0 is
+        most urgent), ``affinity`` (a preferred worker slot) and ``key`` (the caller's id
+        for the task, unique among the pool's unfinished tasks). Returns its future."""
         if not callable(fn):
             raise TypeError(f"fn must be callable, got {fn!r}")
         if type(priority) is not int or priority < 0:  # the common case checked cheaply
             priority = _validate.integer_at_least("priority", priority, 0)
         affinity = -1 if affinity is None else _validate.integer_at_least("affinity", affinity, 0)
-        item = _Item(fn, args, kwargs, Future(), priority, affinity)
-        threads = self._threads
-        if threads.trace is not None:
-            item.submitted = threads.now()
-        with threads.lock:
-            threads.add(item, self.submit_timeout)
+        if key is not None and not isinstance(key, Hashable):
+            raise TypeError(f"key must be hashable, got {key!r}")
+        item = Item(fn, args, {} if kwargs is None else kwargs, Future(), priority, affinity, key)
+        backend = self._backend
+        if backend.trace is not None:
+            item.submitted = backend.now()
+        with backend.lock:
+            backend.add(item, self.submit_timeout)
         return item.future
 
     def shutdown(
         self, wait: bool = True, cancel_pending: bool = False, *, cancel_futures: bool = False
     ) -> None:
         """Stop accepting tasks; finish queued ones (or cancel them with ``cancel_pending``)
-        and stop the threads. With ``wait``, return once every thread has ended.
-        Idempotent. ``cancel_futures`` is the ``Executor`` name of ``cancel_pending``."""
-        threads = self._threads
-        with threads.lock:
-            cancelled = threads.close(cancel_pending or cancel_futures)
-        for future in cancelled:
-            if not future.cancel():  # a retry waiting in the queue: its future is running
-                future.set_exception(CancelledError("cancelled at shutdown before its retry"))
-        if wait:
-            threads.supervisor.thread.join()
-            with threads.lock:
-                started = list(threads.threads)
-            for thread in started:
-                thread.join()
+        and stop the threads. With ``wait``, return once every thread has ended (from one
+        of the pool's own tasks: RuntimeError, it would wait for itself). Idempotent.
+        ``cancel_futures`` is the ``Executor`` name of ``cancel_pending``."""
+        self._backend.shutdown(wait, cancel_pending or cancel_futures)
 
     def stats(self) -> PoolStats:
         """A frozen snapshot of the pool's state and counters."""
-        with self._threads.lock:
-            return self._threads.stats()
+        with self._backend.lock:
+            return self._backend.stats()
 
     def trace(self) -> pd.DataFrame:
         """The recorded tasks, one row per finished task (``record=True`` only).
@@ -154,11 +181,11 @@ class ThreadedPool(Executor):
         thread's CPU over the last attempt) and ``pool_workers``. ``attrs["dropped"]``
         counts the oldest rows dropped to stay within ``max_rows``.
         """
-        threads = self._threads
-        if threads.trace is None:
+        backend = self._backend
+        if backend.trace is None:
             raise RuntimeError("this pool records no trace: create it with record=True")
-        with threads.lock:
-            return threads.trace.frame()
+        with backend.lock:
+            return backend.trace.frame()
 
     def save_trace(self, path: str | os.PathLike[str]) -> Path:
         """Write :meth:`trace` to ``path`` (``.parquet`` or ``.csv``); returns the path."""
@@ -166,7 +193,11 @@ class ThreadedPool(Executor):
 
     def current_worker(self) -> ThreadWorker | None:
         """The worker running the calling thread, or None outside the pool's workers."""
-        return self._threads.current_worker()
+        return self._backend.current_worker()
+
+
+def _dropped(backend: WorkerThreads) -> None:
+    backend.dropped = True
 
 
 __all__ = ["ThreadedPool", "WorkerCrash", "WorkerLost"]

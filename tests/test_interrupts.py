@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import CancelledError, Future
+from concurrent.futures.thread import BrokenThreadPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,7 @@ def make_pool(gates: Any) -> Iterator[Callable[..., real.ThreadedPool]]:
     made: list[real.ThreadedPool] = []
 
     def make(*args: Any, **kwargs: Any) -> real.ThreadedPool:
-        kwargs.setdefault("name", NAME)
+        kwargs.setdefault("thread_name_prefix", NAME)
         p = real.ThreadedPool(*args, **kwargs)
         made.append(p)
         return p
@@ -205,8 +206,8 @@ def test_shutdown_during_retries_under_load_resolves_every_future(
     flaky = [FailsTwice(i) for i in range(30)]
     futures: list[Future[Any]] = []
     for i, task in enumerate(flaky):
-        futures.append(p.submit(task, priority=i % 3))
-        futures.append(p.submit(time.sleep, 0.001, priority=i % 3))
+        futures.append(p.submit_with(task, priority=i % 3))
+        futures.append(p.submit_with(time.sleep, (0.001,), priority=i % 3))
     wait_until(lambda: p.stats().retried >= 10, what="retries under way")
     p.shutdown(wait=False, cancel_pending=cancel_pending)
     shutdown_within(p, SOON * 2)
@@ -241,16 +242,13 @@ class RaisingSubmit(FIFO):
         return super().submit(task, priority, affinity, now)
 
 
-@pytest.mark.parametrize("error", [ValueError, KeyboardInterrupt])
-def test_exception_inside_submit_leaves_the_pool_able_to_shut_down(
-    error: type[BaseException],
-) -> None:
-    """The exception reaches the caller of ``submit``; the pool still works and shuts down
-    (it must not wait for a task that was never queued)."""
-    p = real.ThreadedPool(RaisingSubmit(error), workers=2, name=NAME)
+def test_ctrl_c_inside_submit_leaves_the_pool_able_to_shut_down() -> None:
+    """A Ctrl-C that lands inside the policy's ``submit`` reaches the caller; that task
+    never was, the pool still works and shuts down (it must not wait for the lost task)."""
+    p = real.ThreadedPool(RaisingSubmit(KeyboardInterrupt), workers=2, thread_name_prefix=NAME)
     try:
         futures = [p.submit(pow, 2, 2), p.submit(pow, 3, 2)]
-        with pytest.raises(error):
+        with pytest.raises(KeyboardInterrupt):
             p.submit(pow, 4, 2)
         assert [f.result(timeout=SOON) for f in futures] == [4, 9]
         assert p.submit(pow, 5, 2).result(timeout=SOON) == 25
@@ -259,6 +257,24 @@ def test_exception_inside_submit_leaves_the_pool_able_to_shut_down(
         shutdown_within(p, 3.0)
     stats = p.stats()
     assert stats.completed + stats.failed + stats.cancelled == 3, stats
+
+
+def test_a_policy_bug_inside_submit_breaks_the_pool_cleanly() -> None:
+    """An exception of the policy's own (a bug) breaks the pool: the caller gets
+    BrokenThreadPool caused by it, later submits too, and the pool shuts down."""
+    p = real.ThreadedPool(RaisingSubmit(ValueError), workers=2, thread_name_prefix=NAME)
+    try:
+        futures = [p.submit(pow, 2, 2), p.submit(pow, 3, 2)]
+        with pytest.raises(BrokenThreadPool) as raised:
+            p.submit(pow, 4, 2)
+        assert isinstance(raised.value.__cause__, ValueError)
+        for future in futures:  # done before the bug, or failed by it: never left hanging
+            error = future.exception(timeout=SOON)
+            assert error is None or isinstance(error, BrokenThreadPool), error
+        with pytest.raises(BrokenThreadPool):
+            p.submit(pow, 5, 2)
+    finally:
+        shutdown_within(p, 3.0)
 
 
 # ----------------------------------------------------------------------------- real.run + Ctrl-C

@@ -254,7 +254,7 @@ def test_shutdown_cancel_pending_cancels_queued_futures(make_pool: Any, gates: A
     blocker = p.submit(gate.wait, SOON)
     wait_until(lambda: blocker.running(), what="blocker running")
     ran: list[int] = []
-    queued = [p.submit(ran.append, i, priority=i % 3) for i in range(10)]
+    queued = [p.submit_with(ran.append, (i,), priority=i % 3) for i in range(10)]
     p.shutdown(wait=False, cancel_pending=True)
     assert all(f.cancelled() for f in queued)
     assert not blocker.cancelled()
@@ -361,10 +361,10 @@ def test_stats_is_a_frozen_snapshot(make_pool: Any, gates: Any) -> None:
 def test_priority_order_with_one_worker(make_pool: Any, gates: Any) -> None:
     p = make_pool("priority", workers=1)
     gate = gates()
-    blocker = p.submit(gate.wait, SOON, priority=5)
+    blocker = p.submit_with(gate.wait, (SOON,), priority=5)
     wait_until(lambda: blocker.running(), what="blocker running")
     order: list[tuple[int, int]] = []
-    futures = [p.submit(order.append, (i % 3, i), priority=i % 3) for i in range(30)]
+    futures = [p.submit_with(order.append, ((i % 3, i),), priority=i % 3) for i in range(30)]
     gate.set()
     wait_futures(futures, timeout=SOON)
     assert order == sorted(order), "class 0 first, then 1, then 2; FIFO within a class"
@@ -372,7 +372,7 @@ def test_priority_order_with_one_worker(make_pool: Any, gates: Any) -> None:
 
 def test_priority_aging_object(make_pool: Any) -> None:
     p = make_pool(pool.Priority(aging=0.5), workers=2)
-    futures = [p.submit(square, i, priority=i % 4) for i in range(40)]
+    futures = [p.submit_with(square, (i,), priority=i % 4) for i in range(40)]
     assert [f.result(timeout=SOON) for f in futures] == [i * i for i in range(40)]
 
 
@@ -589,8 +589,8 @@ def test_poison_task_fails_with_worker_lost_and_others_complete(make_pool: Any) 
 
 def test_poison_with_one_worker_does_not_crash_loop(make_pool: Any) -> None:
     p = make_pool("priority", workers=1, recovery=FAST)
-    poisoned = p.submit(crash, priority=0)
-    after = [p.submit(square, i, priority=1) for i in range(5)]
+    poisoned = p.submit_with(crash, priority=0)
+    after = [p.submit_with(square, (i,), priority=1) for i in range(5)]
     assert isinstance(poisoned.exception(timeout=SOON), real.WorkerLost)
     assert [f.result(timeout=SOON) for f in after] == [i * i for i in range(5)]
 
@@ -696,19 +696,19 @@ def test_work_stealing_with_affinity(make_pool: Any) -> None:
         time.sleep(0.005)
         return i
 
-    futures = [p.submit(work, i, affinity=0) for i in range(60)]
+    futures = [p.submit_with(work, (i,), affinity=0) for i in range(60)]
     assert [f.result(timeout=SOON) for f in futures] == list(range(60))
     assert p.stats().stolen > 0
     assert len(set(names)) > 1, "other workers stole from worker 0"
     # An affinity past the pool's slots falls back to normal placement.
-    assert p.submit(square, 3, affinity=99).result(timeout=SOON) == 9
+    assert p.submit_with(square, (3,), affinity=99).result(timeout=SOON) == 9
 
 
 def test_no_steal_keeps_tasks_on_their_worker(make_pool: Any) -> None:
     p = make_pool(pool.WorkStealing(placement="affinity", amount="none"), workers=3)
     names: list[str] = []
     futures = [
-        p.submit(lambda: names.append(threading.current_thread().name), affinity=1)
+        p.submit_with(lambda: names.append(threading.current_thread().name), affinity=1)
         for _ in range(20)
     ]
     wait_futures(futures, timeout=SOON)
@@ -738,9 +738,9 @@ def test_dead_workers_queue_is_handed_to_the_others(make_pool: Any, gates: Any, 
             raise real.WorkerCrash
         gate.wait(SOON)  # hangs until the test ends
 
-    first = p.submit(doomed, affinity=0)
+    first = p.submit_with(doomed, affinity=0)
     assert started.wait(SOON)
-    behind = [p.submit(square, i, affinity=0) for i in range(10)]
+    behind = [p.submit_with(square, (i,), affinity=0) for i in range(10)]
     if death == "crash":
         gate.set()
     assert isinstance(first.exception(timeout=SOON), real.WorkerLost)
@@ -854,10 +854,10 @@ def test_bad_submit_arguments(make_pool: Any) -> None:
         p.submit(None)
     for priority in (-1, 1.5, "0", None):
         with pytest.raises(ValueError, match="priority"):
-            p.submit(square, 1, priority=priority)
+            p.submit_with(square, (1,), priority=priority)
     for affinity in (-1, 0.5, "0"):
         with pytest.raises(ValueError, match="affinity"):
-            p.submit(square, 1, affinity=affinity)
+            p.submit_with(square, (1,), affinity=affinity)
     # Nothing was queued by the rejected calls, and the pool still works.
     assert p.stats().queued == 0
-    assert p.submit(square, 2, priority=3).result(timeout=SOON) == 4
+    assert p.submit_with(square, (2,), priority=3).result(timeout=SOON) == 4

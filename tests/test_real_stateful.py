@@ -177,7 +177,7 @@ class PoolMachine(RuleBasedStateMachine):
             workers,
             RECOVERY,
             retry_exceptions=(RetryableError,),
-            name=NAME,
+            thread_name_prefix=NAME,
         )
 
     # -- helpers -------------------------------------------------------------------------
@@ -188,8 +188,8 @@ class PoolMachine(RuleBasedStateMachine):
         return self.pool
 
     def _submit(self, task: Task) -> None:
-        task.future = self.p.submit(
-            body, self.log, task, priority=task.priority, affinity=task.affinity
+        task.future = self.p.submit_with(
+            body, (self.log, task), priority=task.priority, affinity=task.affinity
         )
         task.future.add_done_callback(lambda _f, task=task: self._called_back(task))
         self.tasks.append(task)
@@ -465,7 +465,7 @@ def test_cancel_pending_while_no_worker_serves_counts_each_task_once() -> None:
     recovery = Recovery(
         heartbeat_interval=0.01, heartbeat_timeout=0.03, restart_delay=0.3, max_attempts=1
     )
-    p = real.ThreadedPool("fifo", workers=1, recovery=recovery, name=NAME)
+    p = real.ThreadedPool("fifo", workers=1, recovery=recovery, thread_name_prefix=NAME)
     try:
         poisoned = p.submit(body, RunLog(), Task(0, "poison"))
         assert isinstance(poisoned.exception(timeout=10), real.WorkerLost)
@@ -498,12 +498,12 @@ def test_crashed_worker_retired_then_its_slot_reused_still_retries_its_task() ->
         tolerance=0.0,
     )
     recovery = Recovery(heartbeat_interval=0.05, heartbeat_timeout=1.0, restart_delay=0.0)
-    p = real.ThreadedPool(policy, workers=2, recovery=recovery, name=NAME)
+    p = real.ThreadedPool(policy, workers=2, recovery=recovery, thread_name_prefix=NAME)
     gate = threading.Event()
     log = RunLog()
     try:
-        gated = p.submit(gate.wait, GATE_TIMEOUT, affinity=0)  # slot 0 stays busy
-        crashing = p.submit(body, log, Task(0, "crash"), affinity=1)  # slot 1 dies
+        gated = p.submit_with(gate.wait, (GATE_TIMEOUT,), affinity=0)  # slot 0 stays busy
+        crashing = p.submit_with(body, (log, Task(0, "crash")), affinity=1)  # slot 1 dies
         while log.snapshot()[0].get(0, 0) == 0 and p.now() < 0.45:
             time.sleep(0.005)
         if log.snapshot()[0].get(0, 0) == 0:
@@ -512,7 +512,7 @@ def test_crashed_worker_retired_then_its_slot_reused_still_retries_its_task() ->
         # (the crashed one) retires.
         time.sleep(max(0.0, 0.7 - p.now()))
         # Tick at 1.0 s: load = 2 busy + 3 queued -> 2 workers: slot 1 is added again.
-        queued = [p.submit(time.sleep, 0.001, affinity=0) for _ in range(3)]
+        queued = [p.submit_with(time.sleep, (0.001,), affinity=0) for _ in range(3)]
         time.sleep(max(0.0, 1.2 - p.now()))
         gate.set()
         # The crash is detected about 1 s after it happened, and the task retried.

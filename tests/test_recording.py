@@ -39,9 +39,9 @@ def recorded() -> Iterator[real.ThreadedPool]:
 
 
 def test_one_row_per_task_with_its_timings(recorded: real.ThreadedPool) -> None:
-    futures = [recorded.submit(spin, 0.02, priority=1) for _ in range(3)]
+    futures = [recorded.submit_with(spin, (0.02,), priority=1) for _ in range(3)]
     futures += [recorded.submit(time.sleep, 0.02) for _ in range(3)]
-    futures.append(recorded.submit(fail, priority=2))
+    futures.append(recorded.submit_with(fail, priority=2))
     for future in futures[:-1]:
         future.result(timeout=30)
     with pytest.raises(KeyError):

@@ -1,0 +1,286 @@
+"""ThreadedPool as a drop-in ``ThreadPoolExecutor``: what the standard executor promises.
+
+Each test pins one promise of ``concurrent.futures`` (and of its real clients, asyncio)
+that the pool once broke: a policy bug must break the pool cleanly instead of hanging
+it, the interpreter must wait for pending work, a dropped pool must end its threads, an
+idle worker must not keep a result alive, ``shutdown(wait=True)`` from a task must fail
+at once, ``submit`` must pass every keyword through, asyncio must accept the pool, and
+initializers and thread names must work as in the standard executor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import weakref
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures.thread import BrokenThreadPool
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import real
+import sim
+from pool import FIFO, Workload, dists
+from pool.core import BrokenPool
+
+SOON = 10.0
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def live_threads(prefix: str) -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith(prefix) and t.is_alive()]
+
+
+def wait_until(predicate: Any, timeout: float = SOON) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+@pytest.fixture
+def pools() -> Iterator[list[real.ThreadedPool]]:
+    """Pools a test makes; each is shut down (cancelling) and checked to leave no thread."""
+    made: list[real.ThreadedPool] = []
+    yield made
+    for p in made:
+        p.shutdown(wait=True, cancel_futures=True)
+    for p in made:
+        assert not live_threads(p._thread_name_prefix + "_")
+
+
+class BuggyFIFO(FIFO):
+    """A FIFO whose ``next_task`` raises from its ``fail_at``-th call on: a policy bug."""
+
+    def __init__(self, fail_at: int) -> None:
+        super().__init__()
+        self.fail_at, self.calls = fail_at, 0
+
+    def next_task(self, worker: int, now: float) -> int | None:
+        self.calls += 1
+        if self.calls >= self.fail_at:
+            raise ZeroDivisionError("a bug in next_task")
+        return super().next_task(worker, now)
+
+
+# -- a policy bug or a failed initializer breaks the pool cleanly ---------------------------
+
+
+def test_a_policy_bug_fails_every_pending_future_and_shutdown_returns(
+    pools: list[real.ThreadedPool],
+) -> None:
+    p = real.ThreadedPool(BuggyFIFO(fail_at=6), workers=2)
+    pools.append(p)
+    futures = [p.submit(time.sleep, 0.01) for _ in range(20)]
+    outcomes = [f.exception(timeout=SOON) for f in futures]
+    broken = [error for error in outcomes if error is not None]
+    assert broken, "the bug reached no future"
+    assert all(isinstance(error, BrokenPool) for error in broken), broken
+    assert isinstance(broken[0].__cause__, ZeroDivisionError)
+    assert len(broken) + p.stats().completed == len(futures)  # none lost, none twice
+    with pytest.raises(BrokenThreadPool):
+        p.submit(time.sleep, 0.01)
+    closer = threading.Thread(target=p.shutdown)
+    closer.start()
+    closer.join(SOON)
+    assert not closer.is_alive(), "shutdown(wait=True) hung on a broken pool"
+
+
+def test_the_model_raises_the_same_error_for_the_same_bug() -> None:
+    workload = Workload.poisson(rate=2.0, service=dists.Exponential(0.2), n_tasks=50, seed=1)
+    with pytest.raises(BrokenPool) as raised:
+        sim.run(workload, BuggyFIFO(fail_at=6), workers=2)
+    assert isinstance(raised.value.__cause__, ZeroDivisionError)
+
+
+def test_a_failed_initializer_breaks_the_pool(pools: list[real.ThreadedPool]) -> None:
+    def initializer() -> None:
+        raise OSError("no database")
+
+    p = real.ThreadedPool("fifo", workers=2, initializer=initializer)
+    pools.append(p)
+    try:  # the workers may have broken the pool already: then submit says so
+        future = p.submit(pow, 2, 3)
+        assert isinstance(future.exception(timeout=SOON), BrokenThreadPool)
+    except BrokenThreadPool as error:
+        assert isinstance(error.__cause__, OSError)
+    assert wait_until(lambda: p._backend.broken is not None)
+    with pytest.raises(BrokenThreadPool):
+        p.submit(pow, 2, 3)
+
+
+def test_initializer_runs_once_in_every_worker_thread_with_its_args(
+    pools: list[real.ThreadedPool],
+) -> None:
+    seen: list[tuple[str, str]] = []
+    lock = threading.Lock()
+
+    def initializer(tag: str) -> None:
+        with lock:
+            seen.append((tag, threading.current_thread().name))
+
+    p = real.ThreadedPool("fifo", workers=3, initializer=initializer, initargs=("db",))
+    pools.append(p)
+    assert p.submit(pow, 2, 5).result(timeout=SOON) == 32
+    assert wait_until(lambda: len(seen) == 3)
+    assert sorted(name for _, name in seen) == [f"{p._thread_name_prefix}_{i}" for i in range(3)]
+    assert {tag for tag, _ in seen} == {"db"}
+    with pytest.raises(TypeError, match="initializer"):
+        real.ThreadedPool("fifo", workers=1, initializer="not callable")  # type: ignore[arg-type]
+
+
+# -- the interpreter waits for pending work; a submit during exit is refused -----------------
+
+EXIT_SCRIPT = textwrap.dedent(
+    """
+    import time
+    import real
+
+    pool = real.ThreadedPool("fifo", workers=2)
+
+    def slow(n):
+        time.sleep(0.3)
+        print("done", n, flush=True)
+
+    def late():
+        time.sleep(0.5)
+        try:
+            pool.submit(print, "never")
+        except RuntimeError as error:
+            print("refused:", error, flush=True)
+
+    for n in range(3):
+        pool.submit(slow, n)
+    pool.submit(late)
+    print("main exits", flush=True)  # no shutdown: the interpreter must wait
+    """
+)
+
+
+def test_the_interpreter_waits_for_pending_futures_and_refuses_submits_at_exit() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", EXIT_SCRIPT],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "main exits"
+    assert sorted(line for line in lines if line.startswith("done")) == [
+        "done 0",
+        "done 1",
+        "done 2",
+    ]
+    assert "refused: cannot schedule new futures after interpreter shutdown" in lines
+    assert "never" not in lines
+
+
+# -- a dropped pool ends its threads; an idle worker keeps no result alive -------------------
+
+
+def test_a_pool_dropped_without_shutdown_ends_its_threads() -> None:
+    def use_and_drop() -> Any:
+        p = real.ThreadedPool("fifo", workers=4, thread_name_prefix="dropped-pool")
+        return p.submit(time.sleep, 0.05)
+
+    future = use_and_drop()
+    gc.collect()
+    assert future.result(timeout=SOON) is None  # its queued work still ran
+    assert wait_until(lambda: not live_threads("dropped-pool")), live_threads("dropped-pool")
+
+
+class Payload:
+    """A result object whose lifetime the test watches."""
+
+
+def test_an_idle_worker_keeps_no_result_alive(pools: list[real.ThreadedPool]) -> None:
+    p = real.ThreadedPool("fifo", workers=1)
+    pools.append(p)
+    for make in (Payload, lambda: Payload().missing):  # a result, and an exception
+        future = p.submit(make)
+        future.exception(timeout=SOON)
+        outcome = future.exception() or future.result()
+        watched = weakref.ref(outcome if not isinstance(outcome, BaseException) else future)
+        del future, outcome
+        gc.collect()
+        assert wait_until(lambda watched=watched: watched() is None), "the idle worker holds it"
+
+
+# -- shutdown from a task, keyword arguments, names, asyncio ---------------------------------
+
+
+def test_shutdown_with_wait_from_one_of_its_own_tasks_raises_at_once(
+    pools: list[real.ThreadedPool],
+) -> None:
+    p = real.ThreadedPool("fifo", workers=2)
+    pools.append(p)
+    future = p.submit(p.shutdown, wait=True)
+    assert isinstance(future.exception(timeout=SOON), RuntimeError)
+    with pytest.raises(RuntimeError):
+        p.submit(pow, 2, 2)  # the shutdown itself took effect, as in the standard executor
+
+
+def test_submit_passes_every_keyword_through_and_submit_with_takes_the_options(
+    pools: list[real.ThreadedPool],
+) -> None:
+    def echo(*args: Any, **kwargs: Any) -> tuple[Any, ...]:
+        return args, kwargs
+
+    p = real.ThreadedPool("priority", workers=2)
+    pools.append(p)
+    passed = p.submit(echo, 1, priority="mine", affinity="mine too", key="k")
+    assert passed.result(timeout=SOON) == (
+        (1,),
+        {"priority": "mine", "affinity": "mine too", "key": "k"},
+    )
+    options = p.submit_with(echo, (2,), {"priority": 7}, priority=1, affinity=0, key="job-1")
+    assert options.result(timeout=SOON) == ((2,), {"priority": 7})
+    gate = threading.Event()
+    p.submit_with(gate.wait, (SOON,), key="job-2")
+    with pytest.raises(ValueError, match="job-2"):
+        p.submit_with(pow, (2, 2), key="job-2")  # unique among unfinished tasks
+    gate.set()
+
+
+def test_thread_names_are_unique_per_pool(pools: list[real.ThreadedPool]) -> None:
+    first, second = real.ThreadedPool("fifo", workers=2), real.ThreadedPool("fifo", workers=2)
+    pools.extend([first, second])
+    names = [
+        {f.result(timeout=SOON) for f in [p.submit(lambda: threading.current_thread().name)]}
+        for p in (first, second)
+    ]
+    assert first._thread_name_prefix != second._thread_name_prefix
+    assert names[0].isdisjoint(names[1])
+    named = real.ThreadedPool("fifo", workers=1, thread_name_prefix="my-pool")
+    pools.append(named)
+    assert named.submit(lambda: threading.current_thread().name).result(timeout=SOON) == "my-pool_0"
+
+
+def test_asyncio_takes_it_as_its_default_executor() -> None:
+    p = real.ThreadedPool("fifo", workers=2, thread_name_prefix="asyncio-default")
+    assert isinstance(p, ThreadPoolExecutor)
+
+    async def main() -> list[str]:
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(p)
+        first = await loop.run_in_executor(None, lambda: threading.current_thread().name)
+        second = await asyncio.to_thread(lambda: threading.current_thread().name)
+        return [first, second]
+
+    names = asyncio.run(main())  # which shuts the default executor down at the end
+    assert all(name.startswith("asyncio-default_") for name in names), names
+    assert wait_until(lambda: not live_threads("asyncio-default"))
+    with pytest.raises(RuntimeError):
+        p.submit(pow, 2, 2)
