@@ -126,7 +126,7 @@ def submit_all(pool: Executor, n_tasks: int, priorities: list[int] | None) -> li
         return [submit(_noop) for _ in range(n_tasks)]
     if not isinstance(pool, real.ThreadedPool):
         raise RuntimeError("only a ThreadedPool takes priorities")
-    submit_with = pool.submit
+    submit_with = pool.submit_with
     return [submit_with(_noop, priority=priority) for priority in priorities]
 
 

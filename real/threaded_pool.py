@@ -128,7 +128,9 @@ class ThreadedPool(ThreadPoolExecutor):
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         """Schedule ``fn(*args, **kwargs)`` (every argument passed through) and return its
         future. Raises RuntimeError after shutdown, BrokenThreadPool once broken."""
-        return self.submit_with(fn, args, kwargs)
+        if not callable(fn):
+            raise TypeError(f"fn must be callable, got {fn!r}")
+        return self._enqueue(Item(fn, args, kwargs, Future(), 0, -1))
 
     def submit_with(
         self,
@@ -150,7 +152,10 @@ class ThreadedPool(ThreadPoolExecutor):
         affinity = -1 if affinity is None else _validate.integer_at_least("affinity", affinity, 0)
         if key is not None and not isinstance(key, Hashable):
             raise TypeError(f"key must be hashable, got {key!r}")
-        item = Item(fn, args, {} if kwargs is None else kwargs, Future(), priority, affinity, key)
+        kwargs = {} if kwargs is None else kwargs
+        return self._enqueue(Item(fn, args, kwargs, Future(), priority, affinity, key))
+
+    def _enqueue(self, item: Item) -> Future[Any]:
         backend = self._backend
         if backend.trace is not None:
             item.submitted = backend.now()
