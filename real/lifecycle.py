@@ -161,7 +161,7 @@ class WorkerThreads:
         self.next_id += 1
         self.items[task] = item
         try:
-            self.place(task)
+            self.core.submit(task, item.priority, item.affinity, self.now())
         except BrokenThreadPool as broken:  # the policy raised: nothing is queued any more
             del self.items[task]
             self.break_pool(broken)
@@ -312,16 +312,21 @@ class WorkerThreads:
         self._local.worker = worker
         if self.initializer is not None and not self._initialize():
             return
-        lock, items = self.lock, self.items
+        lock, items, clock = self.lock, self.items, self.now
         call_task = call if self.trace is None else call_timed
         task, outcome, value = _EXIT, _CANCELLED, None
         try:
             while True:
                 with lock:
-                    done = self._finish(worker, task, outcome, value) if task >= 0 else None
+                    now = clock()
+                    done = self._finish(worker, task, outcome, value, now) if task >= 0 else None
                     value = None  # an idle worker keeps no result alive
                     # Deliver a result before going idle, not after the next task.
-                    task = self._next(worker, may_wait=done is None and not self.outcomes)
+                    try:
+                        task = self._take(worker, done is None and not self.outcomes, now)
+                    except BrokenThreadPool as broken:  # a policy hook raised
+                        self.break_pool(broken)
+                        task = _EXIT
                     outcomes = self.take_outcomes() if self.outcomes else None
                     item = items[task] if task >= 0 else None
                 if done is not None:
@@ -356,14 +361,7 @@ class WorkerThreads:
             return False
         return True
 
-    def _next(self, worker: ThreadWorker, may_wait: bool) -> int:
-        try:
-            return self._take(worker, may_wait)
-        except BrokenThreadPool as broken:  # a policy hook raised
-            self.break_pool(broken)
-            return _EXIT
-
-    def _take(self, worker: ThreadWorker, may_wait: bool) -> int:
+    def _take(self, worker: ThreadWorker, may_wait: bool, now: float) -> int:
         core, slot = self.core, worker.slot
         while True:
             if self.broken is not None:
@@ -374,14 +372,15 @@ class WorkerThreads:
             if worker.retiring:
                 core.retired(worker)
                 return _EXIT
-            now = self.now()
             if now < worker.frozen_until:
                 core.pass_wake()
                 worker.wake.wait(worker.frozen_until - now)
+                now = self.now()
                 continue
             task = core.take(worker, now)
             if task == STOLE:
                 self._steal_pause()
+                now = self.now()
                 continue
             if task >= 0:
                 return self._begin(worker, task, now)
@@ -393,6 +392,7 @@ class WorkerThreads:
             worker.wake.wait()
             if core.idle.get(slot) is worker:
                 del core.idle[slot]
+            now = self.now()
 
     def _steal_pause(self) -> None:
         """The policy's steal latency, spent without the lock."""
@@ -419,9 +419,8 @@ class WorkerThreads:
         return task
 
     def _finish(
-        self, worker: ThreadWorker, task: int, outcome: object, value: Any
+        self, worker: ThreadWorker, task: int, outcome: object, value: Any, now: float
     ) -> Settlement | None:
-        now = self.now()
         if worker.declared_dead:
             self.core.discard(worker, task, now)
             return None

@@ -130,7 +130,13 @@ class ThreadedPool(ThreadPoolExecutor):
         future. Raises RuntimeError after shutdown, BrokenThreadPool once broken."""
         if not callable(fn):
             raise TypeError(f"fn must be callable, got {fn!r}")
-        return self._enqueue(Item(fn, args, kwargs, Future(), 0, -1))
+        item = Item(fn, args, kwargs, Future(), 0, -1)
+        backend = self._backend
+        if backend.trace is not None:
+            item.submitted = backend.now()
+        with backend.lock:
+            backend.add(item, self.submit_timeout)
+        return item.future
 
     def submit_with(
         self,
