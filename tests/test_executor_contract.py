@@ -284,3 +284,35 @@ def test_asyncio_takes_it_as_its_default_executor() -> None:
     assert wait_until(lambda: not live_threads("asyncio-default"))
     with pytest.raises(RuntimeError):
         p.submit(pow, 2, 2)
+
+
+class Owner:
+    """Something a task's callable refers to, whose lifetime the test watches."""
+
+    def method(self) -> None:
+        return None
+
+
+def test_a_discarded_future_leaves_no_reference_to_its_callable(
+    pools: list[real.ThreadedPool],
+) -> None:
+    p = real.ThreadedPool("fifo", workers=2)
+    pools.append(p)
+    owner = Owner()
+    collected = threading.Event()
+    watched = weakref.ref(owner, lambda _: collected.set())
+    p.submit(owner.method)  # the future is dropped at once
+    del owner
+    assert collected.wait(SOON), f"the pool still holds {watched()!r}"
+
+
+def test_shutdown_finishes_every_queued_task_and_map_times_out(
+    pools: list[real.ThreadedPool],
+) -> None:
+    p = real.ThreadedPool("fifo", workers=3)
+    pools.append(p)
+    with pytest.raises(TimeoutError):
+        list(p.map(time.sleep, [0.0, 0.0, 2.0], timeout=0.5))
+    futures = [p.submit(time.sleep, 0.01) for _ in range(50)]
+    p.shutdown(wait=True)
+    assert all(f.done() and f.result() is None for f in futures)
