@@ -229,11 +229,16 @@ class PoolCore(Generic[W]):
         """``worker`` found nothing to run: it waits until a submit wakes it."""
         self.idle[worker.slot] = worker
 
-    def interrupted_idle(self, worker: W) -> None:
-        """A fault (or shutdown) reached ``worker`` while it waited idle."""
+    def leave_idle(self, worker: W) -> bool:
+        """Take ``worker`` off the idle set; whether it was there (not yet woken)."""
         if self.idle.get(worker.slot) is worker:
             del self.idle[worker.slot]
-        else:  # it was woken for a task it cannot take now: pass that on
+            return True
+        return False
+
+    def interrupted_idle(self, worker: W) -> None:
+        """A fault (or shutdown) reached ``worker`` while it waited idle."""
+        if not self.leave_idle(worker):  # it was woken for a task it cannot take now
             self.pass_wake()
 
     def pass_wake(self) -> None:
@@ -351,6 +356,11 @@ class PoolCore(Generic[W]):
         extension = max(0.0, until - max(worker.frozen_until, now))
         worker.frozen_until = max(worker.frozen_until, until)
         return worker, extension
+
+    def poisoned(self, worker: W, task: int, now: float) -> None:
+        """A poison ``task`` crashes ``worker`` as it starts (the backend ends the worker)."""
+        self.event(now, "crash", worker.slot, task)
+        worker.crashed = True
 
     def event(self, now: float, kind: str, worker: int = -1, task: int = -1) -> None:
         """Record a rare event (see :data:`pool.records.EVENT_KINDS`)."""

@@ -94,8 +94,7 @@ class Injector:
             worker.fall_silent(now)
             if fault.kind == "hang":
                 worker.silent_until = max(worker.silent_until, now + fault.duration)
-            if threads.core.idle.get(worker.slot) is worker:
-                del threads.core.idle[worker.slot]
+            threads.core.leave_idle(worker)
             worker.wake.notify()
             self._pending.setdefault(id(worker), deque()).append((now, fault.kind, extension))
             worker.interrupt.set()
@@ -123,9 +122,8 @@ class Injector:
     def _crash_self(self, worker: ThreadWorker, task: int) -> None:
         with self.threads.lock:
             now = self.threads.now()
-            self.rec.event(now, "crash", worker.slot, task)
+            self.threads.core.poisoned(worker, task, now)
             worker.fall_silent(now)
-            worker.crashed = True
         raise WorkerCrash
 
     def _hold(self, worker: ThreadWorker, seconds: float) -> None:

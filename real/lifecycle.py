@@ -362,7 +362,7 @@ class WorkerThreads:
         return True
 
     def _take(self, worker: ThreadWorker, may_wait: bool, now: float) -> int:
-        core, slot = self.core, worker.slot
+        core = self.core
         while True:
             if self.broken is not None:
                 return _EXIT
@@ -390,8 +390,7 @@ class WorkerThreads:
                 return _AGAIN
             core.go_idle(worker)
             worker.wake.wait()
-            if core.idle.get(slot) is worker:
-                del core.idle[slot]
+            core.leave_idle(worker)
             now = self.now()
 
     def _steal_pause(self) -> None:

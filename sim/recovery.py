@@ -142,7 +142,7 @@ class FaultHandler:
     def attempt_started(self, worker: SimWorker, task: int) -> None:
         """A poison task crashes its worker at once; a task timeout starts counting."""
         if task in self.poison:
-            self.rec.event(self.env.now, "crash", worker.slot, task)
+            self.core.poisoned(worker, task, self.env.now)
             self._crash(worker)
             raise Crashed
         timeout_at = self.recovery.timeout_time(self.env.now)

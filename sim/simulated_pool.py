@@ -212,8 +212,7 @@ class _Run:
                 self._serve(worker) if self.cpu is None else threads.serve_on_cpu(self, worker)
             )
         except Crashed:
-            if self.core.idle.get(worker.slot) is worker:
-                del self.core.idle[worker.slot]
+            self.core.leave_idle(worker)
             self.core.pass_wake()
         finally:
             if self.cpu is not None:
