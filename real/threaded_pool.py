@@ -130,13 +130,7 @@ class ThreadedPool(ThreadPoolExecutor):
         future. Raises RuntimeError after shutdown, BrokenThreadPool once broken."""
         if not callable(fn):
             raise TypeError(f"fn must be callable, got {fn!r}")
-        item = Item(fn, args, kwargs, Future(), 0, -1)
-        backend = self._backend
-        if backend.trace is not None:
-            item.submitted = backend.now()
-        with backend.lock:
-            backend.add(item, self.submit_timeout)
-        return item.future
+        return self._enqueue(Item(fn, args, kwargs, Future(), 0, -1))
 
     def submit_with(
         self,
