@@ -9,6 +9,8 @@ from concurrent.futures.thread import BrokenThreadPool
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
+#: The pool's counters (:attr:`PoolCore.counts`, :class:`real.PoolStats`).
+COUNTERS = ("completed", "failed", "retried", "stolen", "restarts", "discarded", "cancelled")
 #: What :meth:`PoolCore.take` returns when the worker has nothing to run.
 NOTHING = -1
 #: What :meth:`PoolCore.take` returns after a steal: wait ``steal_latency``, then take.

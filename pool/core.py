@@ -17,7 +17,16 @@ from contextlib import contextmanager
 from typing import Generic
 
 from pool.autoscaling import plan_scaling
-from pool.backend import NOTHING, STOLE, Backend, BrokenPool, W, WorkerLost, WorkerState
+from pool.backend import (
+    COUNTERS,
+    NOTHING,
+    STOLE,
+    Backend,
+    BrokenPool,
+    W,
+    WorkerLost,
+    WorkerState,
+)
 from pool.faults import Fault, Recovery
 from pool.policies import Policy
 from pool.records import Recorder
@@ -69,9 +78,7 @@ class PoolCore(Generic[W]):
         #: (fixed for a run), cheaper to call than methods that look them up each time.
         self.submit = self._submitter()
         self.take = self._taker()
-        self.counts = dict.fromkeys(
-            ("completed", "failed", "retried", "stolen", "restarts", "discarded", "cancelled"), 0
-        )
+        self.counts = dict.fromkeys(COUNTERS, 0)
 
     # -- tasks ----------------------------------------------------------------------------
 
@@ -254,8 +261,7 @@ class PoolCore(Generic[W]):
         worker.declared_dead = True
         if self.recorder is not None:
             self.recorder.workers_changed(now, -1)
-        if self.idle.get(slot) is worker:
-            del self.idle[slot]
+        self.leave_idle(worker)
         orphans: list[int] = []
         if self.slots.get(slot) is worker:  # else retired already: its queue was handed back
             del self.slots[slot]
@@ -302,8 +308,7 @@ class PoolCore(Generic[W]):
             orphans = self.policy.remove_worker(slot)
         for task in orphans:
             self.backend.place(task)
-        if self.idle.get(slot) is worker:
-            del self.idle[slot]
+        if self.leave_idle(worker):
             self.backend.wake(worker)
 
     def retired(self, worker: W) -> None:

@@ -42,8 +42,6 @@ def call_timed(item: Item) -> tuple[bool, Any]:
     """:func:`call`, keeping its thread's CPU time for the pool's trace."""
     begin = time.thread_time()
     try:
-        return True, item.fn(*item.args, **item.kwargs)
-    except Exception as error:
-        return False, error
+        return call(item)
     finally:
         item.cpu_time = time.thread_time() - begin

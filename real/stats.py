@@ -7,6 +7,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from pool.backend import COUNTERS
+
 #: A future to resolve outside the pool's lock, with its result or its exception.
 Settlement = tuple["Future[Any]", Any, "BaseException | None"]
 
@@ -17,15 +19,7 @@ class PoolStats:
     since the start of ``completed``, ``failed`` (after their last attempt), ``retried``
     attempts, ``stolen`` tasks, worker ``restarts`` and ``discarded`` late results."""
 
-    COUNTERS: ClassVar[tuple[str, ...]] = (
-        "completed",
-        "failed",
-        "retried",
-        "stolen",
-        "restarts",
-        "discarded",
-        "cancelled",
-    )
+    COUNTERS: ClassVar[tuple[str, ...]] = COUNTERS
 
     workers: int
     busy: int

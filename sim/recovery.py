@@ -66,21 +66,21 @@ class FaultHandler:
             return
         worker, extension = reached
         now = self.env.now
-        if worker.silent_since is None:
-            worker.silent_since = now
-            self._watch(worker)
+        token = self._silence(worker)
         if fault.kind == "crash":
             worker.process.interrupt(("crash", 0.0))
             return
-        token = worker.silent_since
         self.run.at(now + fault.duration, lambda: self._hang_over(worker, token))
         worker.process.interrupt(("hang", extension))
 
-    def _crash(self, worker: SimWorker) -> None:
-        worker.crashed = True
-        if worker.silent_since is None:
-            worker.silent_since = self.env.now
+    def _silence(self, worker: SimWorker) -> float:
+        """A crash or a hang stops ``worker``'s heartbeat, unless a silence runs already;
+        returns when the silence began."""
+        token = worker.silent_since
+        if token is None:
+            token = worker.silent_since = self.env.now
             self._watch(worker)
+        return token
 
     def _watch(self, worker: SimWorker) -> None:
         token = worker.silent_since
@@ -143,7 +143,7 @@ class FaultHandler:
         """A poison task crashes its worker at once; a task timeout starts counting."""
         if task in self.poison:
             self.core.poisoned(worker, task, self.env.now)
-            self._crash(worker)
+            self._silence(worker)
             raise Crashed
         timeout_at = self.recovery.timeout_time(self.env.now)
         if timeout_at is not None:
