@@ -28,6 +28,7 @@ from pool.policies import Policy
 from pool.records import Recorder
 from pool.seeding import run_streams
 from real.items import Item, call, call_timed
+from real.locking import take as take_lock
 from real.stats import PoolStats, Settlement, fail_unstarted, run_all, settle
 from real.supervisor import Supervisor
 from real.task_trace import TaskTrace
@@ -317,7 +318,8 @@ class WorkerThreads:
         task, outcome, value = _EXIT, _CANCELLED, None
         try:
             while True:
-                with lock:
+                take_lock(lock)
+                try:
                     now = clock()
                     done = self._finish(worker, task, outcome, value, now) if task >= 0 else None
                     value = None  # an idle worker keeps no result alive
@@ -329,6 +331,8 @@ class WorkerThreads:
                         task = _EXIT
                     outcomes = self.take_outcomes() if self.outcomes else None
                     item = items[task] if task >= 0 else None
+                finally:
+                    lock.release()
                 if done is not None:
                     settle(done)
                     done = None

@@ -35,6 +35,7 @@ from pool.policies import Policy, resolve
 from pool.records import Recorder
 from real.items import Item
 from real.lifecycle import WorkerThreads
+from real.locking import take as take_lock
 from real.stats import PoolStats
 from real.task_trace import TaskTrace
 from real.task_trace import save as save_frame
@@ -159,8 +160,11 @@ class ThreadedPool(ThreadPoolExecutor):
         backend = self._backend
         if backend.trace is not None:
             item.submitted = backend.now()
-        with backend.lock:
+        take_lock(backend.lock)
+        try:
             backend.add(item, self.submit_timeout)
+        finally:
+            backend.lock.release()
         return item.future
 
     def shutdown(
