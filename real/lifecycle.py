@@ -27,10 +27,10 @@ from pool.faults import Recovery
 from pool.policies import Policy
 from pool.records import Recorder
 from pool.seeding import run_streams
-from real.items import Item, call, call_timed
 from real.locking import take as take_lock
 from real.stats import PoolStats, Settlement, fail_unstarted, run_all, settle
 from real.supervisor import Supervisor
+from real.task_future import TaskFuture, call, call_timed
 from real.task_trace import TaskTrace
 from real.worker import ThreadWorker, WorkerCrash
 
@@ -81,7 +81,7 @@ class WorkerThreads:
         self.lock = threading.Lock()
         #: Notified when queue space frees up (``max_pending``) or the pool shuts down.
         self.space = threading.Condition(self.lock)
-        self.items: dict[int, Item] = {}
+        self.items: dict[int, TaskFuture] = {}
         self.keys: dict[Hashable, int] = {}
         self.next_id = 0
         self.threads: list[threading.Thread] = []
@@ -143,7 +143,7 @@ class WorkerThreads:
         """``task`` failed for good: its future gets ``error`` (outside the lock)."""
         if self.trace is not None:
             self.log(task, "failed", self.now())
-        self.outcomes.append(functools.partial(settle, (self.items[task].future, None, error)))
+        self.outcomes.append(functools.partial(settle, (self.items[task], None, error)))
         self.resolve(task)
 
     def released(self, worker: ThreadWorker) -> None:
@@ -152,7 +152,7 @@ class WorkerThreads:
 
     # -- tasks (lock held) -----------------------------------------------------------------
 
-    def add(self, item: Item, submit_timeout: float | None) -> None:
+    def add(self, item: TaskFuture, submit_timeout: float | None) -> None:
         """Queue a new task, waiting up to ``submit_timeout`` s for space (``max_pending``)."""
         if self.shutting_down or self.max_pending is not None:
             self._wait_for_space(submit_timeout)
@@ -206,7 +206,7 @@ class WorkerThreads:
         running = {worker.task for worker in self.core.slots.values()}
         for task, item in list(self.items.items()):
             if task not in running:
-                self.outcomes.append(functools.partial(fail_unstarted, item.future, broken))
+                self.outcomes.append(functools.partial(fail_unstarted, item, broken))
                 self.resolve(task)
         self._wake_everyone()
 
@@ -248,20 +248,22 @@ class WorkerThreads:
         _LIVE.discard(self)
 
     def _drain_queue(self) -> list[Future[Any]]:
-        now, drained = self.now(), []
+        now = self.now()
+        drained: list[Future[Any]] = []
         for task in self.core.drain(now):
-            drained.append(self.items[task].future)
+            drained.append(self.items[task])
             if self.trace is not None:
                 self.log(task, "cancelled", now)
             self.resolve(task)
         self.core.counts["cancelled"] += len(drained)
         # Queued where no serving worker can reach them (all workers dead or restarting):
         # cancel their futures; whoever dequeues one later skips it and counts it then.
-        return drained + [item.future for item in self.items.values() if item.attempts == 0]
+        return drained + [item for item in self.items.values() if item.attempts == 0]
 
     def resolve(self, task: int) -> None:
         """``task`` has its outcome: forget it; the last one ends a shutdown."""
         item = self.items.pop(task)
+        item.forget_call()
         if item.key is not None:
             del self.keys[item.key]
         self.unresolved -= 1
@@ -343,7 +345,7 @@ class WorkerThreads:
                     continue
                 if item is None:
                     return
-                if item.attempts == 1 and not item.future.set_running_or_notify_cancel():
+                if item.attempts == 1 and not item.set_running_or_notify_cancel():
                     outcome, item = _CANCELLED, None
                     continue
                 outcome, value = call_task(item)
@@ -436,7 +438,7 @@ class WorkerThreads:
             if self.trace is not None:
                 self.log(task, "completed", now)
             self.resolve(task)
-            return item.future, value, None
+            return item, value, None
         if outcome is _CANCELLED:
             self.core.counts["cancelled"] += 1
             if self.trace is not None:

@@ -33,10 +33,10 @@ from pool import _validate
 from pool.faults import Recovery
 from pool.policies import Policy, resolve
 from pool.records import Recorder
-from real.items import Item
 from real.lifecycle import WorkerThreads
 from real.locking import take as take_lock
 from real.stats import PoolStats
+from real.task_future import TaskFuture
 from real.task_trace import TaskTrace
 from real.task_trace import save as save_frame
 from real.worker import ThreadWorker, WorkerCrash, WorkerLost
@@ -131,7 +131,7 @@ class ThreadedPool(ThreadPoolExecutor):
         future. Raises RuntimeError after shutdown, BrokenThreadPool once broken."""
         if not callable(fn):
             raise TypeError(f"fn must be callable, got {fn!r}")
-        return self._enqueue(Item(fn, args, kwargs, Future(), 0, -1))
+        return self._enqueue(TaskFuture(fn, args, kwargs, 0, -1))
 
     def submit_with(
         self,
@@ -154,9 +154,9 @@ class ThreadedPool(ThreadPoolExecutor):
         if key is not None and not isinstance(key, Hashable):
             raise TypeError(f"key must be hashable, got {key!r}")
         kwargs = {} if kwargs is None else kwargs
-        return self._enqueue(Item(fn, args, kwargs, Future(), priority, affinity, key))
+        return self._enqueue(TaskFuture(fn, args, kwargs, priority, affinity, key))
 
-    def _enqueue(self, item: Item) -> Future[Any]:
+    def _enqueue(self, item: TaskFuture) -> Future[Any]:
         backend = self._backend
         if backend.trace is not None:
             item.submitted = backend.now()
@@ -165,7 +165,7 @@ class ThreadedPool(ThreadPoolExecutor):
             backend.add(item, self.submit_timeout)
         finally:
             backend.lock.release()
-        return item.future
+        return item
 
     def shutdown(
         self, wait: bool = True, cancel_pending: bool = False, *, cancel_futures: bool = False

@@ -19,7 +19,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
 from concurrent.futures.thread import BrokenThreadPool
 from pathlib import Path
 from typing import Any
@@ -293,17 +293,43 @@ class Owner:
         return None
 
 
-def test_a_discarded_future_leaves_no_reference_to_its_callable(
-    pools: list[real.ThreadedPool],
+@pytest.mark.parametrize("keep_future", [False, True], ids=["discarded", "kept"])
+def test_a_future_leaves_no_reference_to_its_callable_once_done(
+    pools: list[real.ThreadedPool], keep_future: bool
 ) -> None:
     p = real.ThreadedPool("fifo", workers=2)
     pools.append(p)
     owner = Owner()
     collected = threading.Event()
     watched = weakref.ref(owner, lambda _: collected.set())
-    p.submit(owner.method)  # the future is dropped at once
+    future = p.submit(owner.method)
+    if keep_future:  # the standard executor drops its work item, not the future
+        assert future.result(timeout=SOON) is None
+    else:
+        del future
     del owner
     assert collected.wait(SOON), f"the pool still holds {watched()!r}"
+
+
+def test_its_futures_are_plain_futures_in_state_and_waiting(
+    pools: list[real.ThreadedPool],
+) -> None:
+    p = real.ThreadedPool("fifo", workers=1)
+    pools.append(p)
+    gate = threading.Event()
+    blocker, waiting = p.submit(gate.wait, SOON), p.submit(pow, 2, 10)
+    # The pool writes a Future's state itself (a leaner condition): the same attributes
+    # as Future.__init__ makes, so a newer Python that adds one fails here first.
+    assert set(vars(waiting)) == set(vars(Future()))
+    assert isinstance(waiting._condition, threading.Condition)
+    done, not_done = wait([blocker, waiting], timeout=0.05)
+    assert not done and not_done == {blocker, waiting}
+    timer = threading.Timer(0.05, gate.set)
+    timer.start()
+    done, _ = wait([waiting], timeout=SOON)  # woken through the futures' conditions
+    assert done == {waiting} and waiting.result() == 1024
+    assert [f.result() for f in as_completed([blocker], timeout=SOON)] == [True]
+    timer.join()
 
 
 def test_shutdown_finishes_every_queued_task_and_map_times_out(
