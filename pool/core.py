@@ -115,16 +115,21 @@ class PoolCore(Generic[W]):
             self.policy.queued,
             self._steal,
         )
+        steal_is_free = self.policy.steal_latency <= 0
 
         def take(worker: W, now: float) -> int:
             """What free ``worker`` does now: a task to run, :data:`STOLE` (it stole: wait
-            the policy's ``steal_latency``, then take again) or :data:`NOTHING` (go idle)."""
+            the policy's ``steal_latency``, then take again) or :data:`NOTHING` (go idle).
+            After a steal that costs no time it takes again at once."""
+            slot = worker.slot
             try:
-                task = next_task(worker.slot, now)
+                task = next_task(slot, now)
                 if task is not None:
                     return task
                 # With nothing queued a steal finds no victim: skip the call (and any draw).
                 if can_steal and queued() and steal(worker, now):
+                    if steal_is_free and (task := next_task(slot, now)) is not None:
+                        return task
                     return STOLE
             except Exception as error:
                 raise self.policy_failed("next_task, queued or steal", error) from error
@@ -171,11 +176,12 @@ class PoolCore(Generic[W]):
         taken = self.policy.steal(worker.slot, now)
         if taken is None:
             return False
-        for task in taken[1]:
-            self.counts["stolen"] += 1
-            if self.recorder is not None:
+        stolen = taken[1]
+        self.counts["stolen"] += len(stolen)
+        if self.recorder is not None:
+            for task in stolen:
                 self.recorder.stolen[task] = True
-            self.event(now, "steal", worker.slot, task)
+                self.recorder.event(now, "steal", worker.slot, task)
         return True
 
     def begin(self, worker: W, task: int, now: float) -> None:

@@ -42,7 +42,7 @@ class Policy(ABC):
     * ``add_worker(slot)`` when a slot starts serving (a restart, a scale-up); it must be
       idempotent. ``remove_worker(slot)`` when it stops (dies, retires): return its
       queued tasks; the pool submits them again.
-    * ``can_steal`` (read once per run, after ``reset``) and
+    * ``can_steal`` and ``steal_latency`` (read once per run, after ``reset``) and
       ``steal(thief, now)``: an idle worker with nothing to run, while tasks are queued, asks;
       move tasks to the thief (return the victim and the tasks, which the thief's next
       ``next_task`` calls return) or return None. ``steal_latency`` seconds pass before

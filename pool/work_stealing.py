@@ -16,6 +16,7 @@ from typing import Literal
 import numpy as np
 
 from pool import _validate
+from pool.draws import IndexDraws
 from pool.policies import Policy, _choice
 
 Placement = Literal["round-robin", "affinity"]
@@ -44,6 +45,7 @@ class WorkStealing(Policy):
         steal_latency: float = 0.0,
     ) -> None:
         self.placement = _choice("placement", placement, ("round-robin", "affinity"))
+        self._by_affinity = self.placement == "affinity"
         self.victim = _choice("victim", victim, ("random", "longest"))
         self.amount = _choice("amount", amount, ("none", "one", "half"))
         self.steal_latency = _validate.non_negative("steal_latency", steal_latency)
@@ -53,7 +55,7 @@ class WorkStealing(Policy):
         self._slots: list[int] = []
         self._next_slot = 0
         self._count = 0
-        self._rng = np.random.default_rng(0)
+        self._draws = IndexDraws(np.random.default_rng(0))
         # Tasks submitted while no slot serves (all workers dead at once) wait here.
         self._homeless: deque[int] = deque()
         #: Slots whose own queue holds tasks, sorted: the candidates of a steal.
@@ -63,7 +65,7 @@ class WorkStealing(Policy):
         self._queues = {slot: deque() for slot in workers}
         self._stolen = {slot: deque() for slot in self._queues}
         self._slots = sorted(self._queues)
-        self._next_slot, self._count, self._rng = 0, 0, rng
+        self._next_slot, self._count, self._draws = 0, 0, IndexDraws(rng)
         self._homeless = deque()
         self._loaded = []
 
@@ -92,12 +94,14 @@ class WorkStealing(Policy):
         if not self._slots:
             self._homeless.append(task)
             return None
-        if self.placement == "affinity" and affinity in self._queues:
+        queues = self._queues
+        if self._by_affinity and affinity in queues:
             slot = affinity
         else:
-            slot = self._slots[self._next_slot % len(self._slots)]
+            slots = self._slots
+            slot = slots[self._next_slot % len(slots)]
             self._next_slot += 1
-        queue = self._queues[slot]
+        queue = queues[slot]
         if not queue:
             insort(self._loaded, slot)
         queue.append(task)
@@ -141,7 +145,7 @@ class WorkStealing(Policy):
             queues = self._queues
             victim = max((s for s in loaded if s != thief), key=lambda slot: len(queues[slot]))
         else:
-            pick = int(self._rng.integers(count))
+            pick = self._draws.below(count)
             victim = loaded[pick + 1 if own and pick >= at else pick]
         source = self._queues[victim]
         take = 1 if self.amount == "one" else (len(source) + 1) // 2

@@ -385,8 +385,9 @@ class WorkerThreads:
                 continue
             task = core.take(worker, now)
             if task == STOLE:
-                self._steal_pause()
-                now = self.now()
+                if self.policy.steal_latency > 0:
+                    self._steal_pause()
+                    now = self.now()
                 continue
             if task >= 0:
                 return self._begin(worker, task, now)
@@ -401,13 +402,11 @@ class WorkerThreads:
 
     def _steal_pause(self) -> None:
         """The policy's steal latency, spent without the lock."""
-        latency = self.policy.steal_latency
-        if latency > 0:
-            self.lock.release()
-            try:
-                time.sleep(latency)
-            finally:
-                self.lock.acquire()
+        self.lock.release()
+        try:
+            time.sleep(self.policy.steal_latency)
+        finally:
+            self.lock.acquire()
 
     def _begin(self, worker: ThreadWorker, task: int, now: float) -> int:
         item = self.items.get(task)

@@ -101,13 +101,22 @@ def test_a_placed_task_wakes_its_own_slot_or_any_idle_thief() -> None:
 
 
 def test_an_idle_worker_steals_then_takes_what_it_stole() -> None:
-    core, _ = _core(WorkStealing(placement="affinity"), workers=2)
+    core, _ = _core(WorkStealing(placement="affinity", steal_latency=0.5), workers=2)
     core.submit(1, 0, 0, 0.0)
     core.submit(2, 0, 0, 0.0)
     thief = core.slots[1]
-    assert core.take(thief, 0.0) == STOLE
-    assert core.counts["stolen"] >= 1
-    assert core.take(thief, 0.0) in (1, 2)
+    assert core.take(thief, 0.0) == STOLE  # the backend waits out the steal latency
+    assert core.counts["stolen"] == 1
+    assert core.take(thief, 0.5) == 1  # the victim's oldest task
+
+
+def test_a_steal_that_costs_no_time_hands_over_the_stolen_task_at_once() -> None:
+    core, _ = _core(WorkStealing(placement="affinity"), workers=2)
+    core.submit(1, 0, 0, 0.0)
+    core.submit(2, 0, 0, 0.0)
+    assert core.take(core.slots[1], 0.0) == 1
+    assert core.counts["stolen"] == 1
+    assert core.take(core.slots[0], 0.0) == 2
 
 
 def test_nothing_queued_means_no_steal_and_no_wake() -> None:
