@@ -76,9 +76,9 @@ class PoolCore(Generic[W]):
         self.broken: BrokenPool | None = None
         #: ``submit`` and ``take`` run for every task: closures over the policy's hooks
         #: (fixed for a run), cheaper to call than methods that look them up each time.
+        self.counts = dict.fromkeys(COUNTERS, 0)
         self.submit = self._submitter()
         self.take = self._taker()
-        self.counts = dict.fromkeys(COUNTERS, 0)
 
     # -- tasks ----------------------------------------------------------------------------
 
@@ -109,11 +109,12 @@ class PoolCore(Generic[W]):
         return submit
 
     def _taker(self) -> Callable[[W, float], int]:
-        next_task, can_steal, queued, steal = (
+        next_task, can_steal, queued, steal, counts = (
             self.policy.next_task,
             self.policy.can_steal,
             self.policy.queued,
-            self._steal,
+            self.policy.steal,
+            self.counts,
         )
         steal_is_free = self.policy.steal_latency <= 0
 
@@ -127,7 +128,10 @@ class PoolCore(Generic[W]):
                 if task is not None:
                     return task
                 # With nothing queued a steal finds no victim: skip the call (and any draw).
-                if can_steal and queued() and steal(worker, now):
+                if can_steal and queued() and (taken := steal(slot, now)) is not None:
+                    counts["stolen"] += len(taken[1])
+                    if self.recorder is not None:
+                        self._record_steal(slot, taken[1], now)
                     if steal_is_free and (task := next_task(slot, now)) is not None:
                         return task
                     return STOLE
@@ -172,17 +176,11 @@ class PoolCore(Generic[W]):
                     drained.append(task)
         return drained
 
-    def _steal(self, worker: W, now: float) -> bool:
-        taken = self.policy.steal(worker.slot, now)
-        if taken is None:
-            return False
-        stolen = taken[1]
-        self.counts["stolen"] += len(stolen)
-        if self.recorder is not None:
-            for task in stolen:
-                self.recorder.stolen[task] = True
-                self.recorder.event(now, "steal", worker.slot, task)
-        return True
+    def _record_steal(self, thief: int, stolen: list[int], now: float) -> None:
+        assert self.recorder is not None
+        for task in stolen:
+            self.recorder.stolen[task] = True
+            self.recorder.event(now, "steal", thief, task)
 
     def begin(self, worker: W, task: int, now: float) -> None:
         """``worker`` starts an attempt of ``task`` at ``now``."""

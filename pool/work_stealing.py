@@ -47,7 +47,9 @@ class WorkStealing(Policy):
         self.placement = _choice("placement", placement, ("round-robin", "affinity"))
         self._by_affinity = self.placement == "affinity"
         self.victim = _choice("victim", victim, ("random", "longest"))
+        self._longest = self.victim == "longest"
         self.amount = _choice("amount", amount, ("none", "one", "half"))
+        self._steals, self._one = self.amount != "none", self.amount == "one"
         self.steal_latency = _validate.non_negative("steal_latency", steal_latency)
         self._queues: dict[int, deque[int]] = {}
         #: Tasks a slot stole and has not taken yet: it runs them first; nobody steals them.
@@ -117,8 +119,9 @@ class WorkStealing(Policy):
             return None
         self._count -= 1
         task = queue.popleft()
-        if not queue:
-            self._unload(worker)
+        if not queue:  # _unload, inline: this runs for most tasks
+            loaded = self._loaded
+            del loaded[bisect_left(loaded, worker)]
         return task
 
     def queued(self) -> int:
@@ -133,7 +136,7 @@ class WorkStealing(Policy):
         return self.amount != "none"
 
     def steal(self, thief: int, now: float) -> tuple[int, list[int]] | None:
-        if thief not in self._queues or not self.can_steal:
+        if not self._steals or thief not in self._queues:
             return None
         loaded = self._loaded
         at = bisect_left(loaded, thief)
@@ -141,17 +144,19 @@ class WorkStealing(Policy):
         count = len(loaded) - own
         if not count:
             return None
-        if self.victim == "longest":
+        if self._longest:
             queues = self._queues
             victim = max((s for s in loaded if s != thief), key=lambda slot: len(queues[slot]))
         else:
             pick = self._draws.below(count)
             victim = loaded[pick + 1 if own and pick >= at else pick]
         source = self._queues[victim]
-        take = 1 if self.amount == "one" else (len(source) + 1) // 2
-        stolen = [source.popleft() for _ in range(take)]
+        if self._one:
+            stolen = [source.popleft()]
+        else:
+            stolen = [source.popleft() for _ in range((len(source) + 1) // 2)]
         if not source:
-            self._unload(victim)
+            del loaded[bisect_left(loaded, victim)]  # _unload, inline
         self._stolen[thief].extend(stolen)
         return victim, stolen
 
