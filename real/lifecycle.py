@@ -28,9 +28,9 @@ from pool.policies import Policy
 from pool.records import Recorder
 from pool.seeding import run_streams
 from real.locking import take as take_lock
-from real.stats import PoolStats, Settlement, fail_unstarted, run_all, settle
+from real.stats import PoolStats, fail_unstarted, run_all, settle
 from real.supervisor import Supervisor
-from real.task_future import TaskFuture, call, call_timed
+from real.task_future import TaskFuture
 from real.task_trace import TaskTrace
 from real.worker import ThreadWorker, WorkerCrash
 
@@ -50,6 +50,13 @@ def _at_interpreter_exit() -> None:
 
 # The hook the standard executor uses too: it runs before non-daemon threads are joined.
 getattr(threading, "_register_atexit")(_at_interpreter_exit)  # noqa: B009 - private API
+
+
+def _raised_in_task(error: Exception) -> Exception:
+    """``error`` with its traceback from the task's own frame on: the worker loop's frame
+    (and all it holds) is not kept alive by a failed future."""
+    trace = error.__traceback__
+    return error.with_traceback(trace.tb_next if trace is not None else None)
 
 
 class WorkerThreads:
@@ -315,16 +322,17 @@ class WorkerThreads:
         self._local.worker = worker
         if self.initializer is not None and not self._initialize():
             return
-        lock, items, clock = self.lock, self.items, self.now
-        call_task = call if self.trace is None else call_timed
-        task, outcome, value = _EXIT, _CANCELLED, None
+        lock, items, clock, thread_time = self.lock, self.items, self.now, time.thread_time
+        timed = self.trace is not None
+        task, outcome, value, result = _EXIT, _CANCELLED, None, None
         try:
             while True:
                 take_lock(lock)
                 try:
                     now = clock()
                     done = self._finish(worker, task, outcome, value, now) if task >= 0 else None
-                    value = None  # an idle worker keeps no result alive
+                    # An idle worker keeps no result alive: only ``result``, until settled.
+                    result, value = (value if done is not None else None), None
                     # Deliver a result before going idle, not after the next task.
                     try:
                         task = self._take(worker, done is None and not self.outcomes, now)
@@ -336,8 +344,8 @@ class WorkerThreads:
                 finally:
                     lock.release()
                 if done is not None:
-                    settle(done)
-                    done = None
+                    done.set_result(result)
+                    done = result = None
                 if outcomes is not None:
                     run_all(outcomes)
                     outcomes = None
@@ -348,7 +356,19 @@ class WorkerThreads:
                 if item.attempts == 1 and not item.set_running_or_notify_cancel():
                     outcome, item = _CANCELLED, None
                     continue
-                outcome, value = call_task(item)
+                # The call, inline (it runs for every task); a task's exception is its
+                # outcome, never the worker's end.
+                began = thread_time() if timed else 0.0
+                try:
+                    if item.kwargs:
+                        value = item.fn(*item.args, **item.kwargs)  # type: ignore[misc]
+                    else:  # no empty dict built for the call
+                        value = item.fn(*item.args)  # type: ignore[misc]
+                    outcome = True
+                except Exception as error:
+                    outcome, value = False, _raised_in_task(error)
+                if timed:  # the CPU time of this thread over the call, for the trace
+                    item.cpu_time = thread_time() - began
                 item = None
         except WorkerCrash:
             return  # a crash: the thread ends without a word, the monitor will notice
@@ -424,7 +444,9 @@ class WorkerThreads:
 
     def _finish(
         self, worker: ThreadWorker, task: int, outcome: object, value: Any, now: float
-    ) -> Settlement | None:
+    ) -> TaskFuture | None:
+        """End ``worker``'s attempt of ``task``: the future to give ``value`` (outside the
+        lock) if it completed, else None (a failure or cancellation is settled here)."""
         if worker.declared_dead:
             self.core.discard(worker, task, now)
             return None
@@ -437,7 +459,7 @@ class WorkerThreads:
             if self.trace is not None:
                 self.log(task, "completed", now)
             self.resolve(task)
-            return item, value, None
+            return item
         if outcome is _CANCELLED:
             self.core.counts["cancelled"] += 1
             if self.trace is not None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Hashable
 from concurrent.futures import Future
@@ -100,20 +99,3 @@ class TaskFuture(Future[Any]):
     def forget_call(self) -> None:
         """Drop the callable and its arguments (the task has its outcome)."""
         self.fn, self.args, self.kwargs = None, (), {}
-
-
-def call(item: TaskFuture) -> tuple[bool, Any]:
-    """Call a task: (True, its result) or (False, the Exception it raised)."""
-    try:
-        return True, item.fn(*item.args, **item.kwargs)  # type: ignore[misc]
-    except Exception as error:
-        return False, error
-
-
-def call_timed(item: TaskFuture) -> tuple[bool, Any]:
-    """:func:`call`, keeping its thread's CPU time for the pool's trace."""
-    begin = time.thread_time()
-    try:
-        return call(item)
-    finally:
-        item.cpu_time = time.thread_time() - begin

@@ -17,6 +17,7 @@ import sys
 import textwrap
 import threading
 import time
+import traceback
 import weakref
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
@@ -330,6 +331,21 @@ def test_its_futures_are_plain_futures_in_state_and_waiting(
     assert done == {waiting} and waiting.result() == 1024
     assert [f.result() for f in as_completed([blocker], timeout=SOON)] == [True]
     timer.join()
+
+
+def test_a_tasks_exception_carries_the_tasks_own_traceback(
+    pools: list[real.ThreadedPool],
+) -> None:
+    def fails() -> None:
+        raise ValueError("boom")
+
+    p = real.ThreadedPool("fifo", workers=1)
+    pools.append(p)
+    error = p.submit(fails).exception(timeout=SOON)
+    assert isinstance(error, ValueError)
+    # The task's frame first: no frame of the pool's loop (which holds the pool) is kept
+    # alive by a failed future.
+    assert [frame.name for frame in traceback.extract_tb(error.__traceback__)] == ["fails"]
 
 
 def test_shutdown_finishes_every_queued_task_and_map_times_out(
