@@ -14,6 +14,7 @@ threads are not daemons.
 from __future__ import annotations
 
 import functools
+import math
 import threading
 import time
 import weakref
@@ -305,11 +306,8 @@ class WorkerThreads:
         assert self.trace is not None
         item = self.items[task]
         if status == "cancelled":  # taken from the queue perhaps, but never run
-            item.started = item.cpu_time = float("nan")
-        times = (item.submitted, item.started, now)
-        self.trace.add(
-            task, times, item.worker, item.priority, status, item.attempts, item.cpu_time
-        )
+            item.started = item.cpu_time = math.nan
+        self.trace.add(task, item, status, now)
 
     def take_outcomes(self) -> list[Callable[[], None]]:
         """What settles the futures decided so far, to run outside the lock (lock held)."""
@@ -437,7 +435,7 @@ class WorkerThreads:
         worker.attempt_start = now
         item.attempts += 1
         if self.trace is not None:
-            item.started, item.worker, item.cpu_time = now, worker.slot, float("nan")
+            item.started, item.worker, item.cpu_time = now, worker.slot, math.nan
         if self.max_pending is not None:
             self.space.notify()
         return task
@@ -457,7 +455,7 @@ class WorkerThreads:
                 self.recorder.complete(task, now)
             self.core.counts["completed"] += 1
             if self.trace is not None:
-                self.log(task, "completed", now)
+                self.trace.add(task, item, "completed", now)
             self.resolve(task)
             return item
         if outcome is _CANCELLED:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections import deque
 from pathlib import Path
+from typing import Protocol
 
 import pandas as pd
 
@@ -32,6 +33,18 @@ COLUMNS = (
 Row = tuple[int, float, float, float, int, int, str, int, float, int]
 
 
+class Finished(Protocol):
+    """What a row is made of: a task's times (pool seconds), worker slot, priority,
+    attempts and last attempt's CPU time (``real.task_future.TaskFuture`` has them)."""
+
+    submitted: float
+    started: float
+    worker: int
+    priority: int
+    attempts: int
+    cpu_time: float
+
+
 class TaskTrace:
     """The last ``max_rows`` finished tasks of a pool of ``pool_workers`` workers.
 
@@ -49,29 +62,19 @@ class TaskTrace:
         """Rows dropped to stay within ``max_rows``."""
         return self.finished - len(self.rows)
 
-    def add(
-        self,
-        task_id: int,
-        times: tuple[float, float, float],
-        worker: int,
-        priority: int,
-        status: str,
-        attempts: int,
-        cpu_time: float,
-    ) -> None:
-        """Record a finished task: ``times`` are (submitted, started, ended) in pool seconds."""
-        submitted, started, ended = times
+    def add(self, task_id: int, task: Finished, status: str, ended: float) -> None:
+        """Record a finished task that ``ended`` at that pool time, with ``status``."""
         self.rows.append(
             (
                 task_id,
-                submitted,
-                started,
+                task.submitted,
+                task.started,
                 ended,
-                worker,
-                priority,
+                task.worker,
+                task.priority,
                 status,
-                attempts,
-                cpu_time,
+                task.attempts,
+                task.cpu_time,
                 self.pool_workers,
             )
         )
