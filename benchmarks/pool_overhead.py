@@ -28,9 +28,10 @@ What it measures, all in this one process, 4 workers throughout:
 Runs alternate (executor, fifo, fifo+record, priority, work-stealing, executor, ...) for
 ``--rounds`` rounds after one small unrecorded warm-up round; in each round the latency runs
 follow the throughput runs in the same order. The table reports each contender's median
-tasks/s over the rounds, its ratio to the executor's median (FIFO's target: >= 1.0, the
-quality bar of /work/shared/DESIGN.md) and, for fifo+record, priority and work stealing,
-the ratio to FIFO's median (fifo+record's target: >= 0.90, recording costs at most 10%).
+tasks/s over the rounds, its ratio to the executor's median (FIFO's target: >= 1.3x, a lead
+over the executor; DESIGN.md's bar is parity) and, for fifo+record, priority and work
+stealing, the ratio to FIFO's median (targets: fifo+record >= 0.90, recording costs at most
+10%; work stealing >= 0.90).
 Latency percentiles are over all rounds' samples pooled. The figures go to
 ``benchmarks/results/pool_overhead.json`` (``--out``).
 """
@@ -91,10 +92,14 @@ LABELS = {
     "priority": 'ThreadedPool("priority", 4)',
     "work-stealing": 'ThreadedPool("work-stealing", 4)',
 }
-#: Minimum ratio of FIFO's median end-to-end tasks/s to the executor's (DESIGN.md).
-FIFO_TARGET_RATIO = 1.0
+#: Minimum ratio of FIFO's median end-to-end tasks/s to the executor's (a lead, not parity).
+FIFO_TARGET_RATIO = 1.3
 #: Minimum ratio of fifo+record's median end-to-end tasks/s to FIFO's (recording's budget).
 RECORD_TARGET_RATIO = 0.90
+#: Minimum ratio of work stealing's median end-to-end tasks/s to FIFO's.
+STEALING_TARGET_RATIO = 0.90
+#: Each contender's minimum ratio to FIFO's median.
+TARGETS_VERSUS_FIFO = {RECORD: RECORD_TARGET_RATIO, "work-stealing": STEALING_TARGET_RATIO}
 
 Json = dict[str, Any]
 
@@ -288,9 +293,9 @@ def summarise_throughput(n_tasks: int, runs: dict[str, list[Json]]) -> Json:
         if name == "fifo":
             row["target_ratio_to_executor"] = FIFO_TARGET_RATIO
             row["pass"] = row["ratio_to_executor"] >= FIFO_TARGET_RATIO
-        if name == RECORD:
-            row["target_ratio_to_fifo"] = RECORD_TARGET_RATIO
-            row["pass"] = row["ratio_to_fifo"] >= RECORD_TARGET_RATIO
+        if name in TARGETS_VERSUS_FIFO:
+            row["target_ratio_to_fifo"] = TARGETS_VERSUS_FIFO[name]
+            row["pass"] = row["ratio_to_fifo"] >= TARGETS_VERSUS_FIFO[name]
         if name == "work-stealing":
             row["median_stolen"] = statistics.median(run["stolen"] for run in runs[name])
         table[name] = row
@@ -524,7 +529,7 @@ def _benchmark(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     if not args.no_json:
         args.out.write_text(json.dumps(report, indent=2) + "\n")
         print(f"\nwrote {args.out}")
-    passed = all(report["throughput"][name]["pass"] for name in ("fifo", RECORD))
+    passed = all(report["throughput"][name]["pass"] for name in ("fifo", *TARGETS_VERSUS_FIFO))
     return 1 if args.check and not passed else 0
 
 
