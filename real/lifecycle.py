@@ -19,9 +19,9 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Hashable
-from concurrent.futures import CancelledError, Future
+from concurrent.futures import BrokenExecutor, CancelledError, Future
 from concurrent.futures.thread import BrokenThreadPool
-from typing import Any
+from typing import Any, ClassVar
 
 from pool.core import STOLE, PoolCore
 from pool.faults import Recovery
@@ -65,7 +65,14 @@ class WorkerThreads:
 
     Times are pool seconds (``time.monotonic`` since the pool began). ``recorder``
     receives every attempt (for :func:`real.run`), ``trace`` one row per finished task.
+    A subclass may run tasks elsewhere (:class:`real.processes.WorkerProcesses`): its
+    threads then only dispatch, through :meth:`call_elsewhere`.
     """
+
+    #: The state kept per worker.
+    worker_type: ClassVar[type[ThreadWorker]] = ThreadWorker
+    #: Whether tasks run in :meth:`call_elsewhere` rather than on the worker thread.
+    runs_elsewhere: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -96,7 +103,7 @@ class WorkerThreads:
         self.unresolved = 0
         self.shutting_down = False
         #: Set when a policy hook or a thread initializer raised: nothing runs any more.
-        self.broken: BrokenThreadPool | None = None
+        self.broken: BrokenExecutor | None = None
         #: Set (without the lock) when the ThreadedPool was dropped without shutdown.
         self.dropped = False
         #: What settles futures decided under the lock, to run outside it.
@@ -121,7 +128,9 @@ class WorkerThreads:
     def spawn(self, slot: int) -> ThreadWorker:
         """Start a worker thread for ``slot``; it runs once the lock is free."""
         now = self.now()
-        worker = ThreadWorker(slot, now, wake=threading.Condition(self.lock), last_heartbeat=now)
+        worker = self.worker_type(
+            slot, now, wake=threading.Condition(self.lock), last_heartbeat=now
+        )
         worker.thread = threading.Thread(
             target=self._work, args=(worker,), name=f"{self.name}_{slot}"
         )
@@ -198,14 +207,14 @@ class WorkerThreads:
                 raise TimeoutError(f"no queue space within submit_timeout={submit_timeout}s")
             self.space.wait(remaining)
 
-    def _broken_error(self) -> BrokenThreadPool:
+    def _broken_error(self) -> BrokenExecutor:
         assert self.broken is not None
         error = type(self.broken)(*self.broken.args)
         error.__cause__ = self.broken.__cause__
         error.__suppress_context__ = True
         return error
 
-    def break_pool(self, broken: BrokenThreadPool) -> None:
+    def break_pool(self, broken: BrokenExecutor) -> None:
         """A policy hook or an initializer raised: fail every task not running (outside
         the lock), accept no more, and let the workers end after their running task."""
         if self.broken is not None:
@@ -318,10 +327,11 @@ class WorkerThreads:
 
     def _work(self, worker: ThreadWorker) -> None:
         self._local.worker = worker
-        if self.initializer is not None and not self._initialize():
+        if not self.prepare(worker):
             return
         lock, items, clock, thread_time = self.lock, self.items, self.now, time.thread_time
         timed = self.trace is not None
+        remote = self.call_elsewhere if self.runs_elsewhere else None
         task, outcome, value, result = _EXIT, _CANCELLED, None, None
         try:
             while True:
@@ -354,6 +364,10 @@ class WorkerThreads:
                 if item.attempts == 1 and not item.set_running_or_notify_cancel():
                     outcome, item = _CANCELLED, None
                     continue
+                if remote is not None:  # run elsewhere (a worker process)
+                    outcome, value = remote(worker, item)
+                    item = None
+                    continue
                 # The call, inline (it runs for every task); a task's exception is its
                 # outcome, never the worker's end.
                 began = thread_time() if timed else 0.0
@@ -371,19 +385,29 @@ class WorkerThreads:
         except WorkerCrash:
             return  # a crash: the thread ends without a word, the monitor will notice
 
-    def _initialize(self) -> bool:
-        assert self.initializer is not None
+    def call_elsewhere(self, worker: ThreadWorker, item: TaskFuture) -> tuple[bool, Any]:
+        """Run ``item`` for ``worker`` elsewhere: (True, result) or (False, exception)."""
+        raise NotImplementedError
+
+    def prepare(self, worker: ThreadWorker) -> bool:
+        """Before ``worker``'s first task: run the initializer; False if the pool broke."""
+        if self.initializer is None:
+            return True
         try:
             self.initializer(*self.initargs)
         except BaseException as error:  # as the standard executor: the pool is broken
             broken = BrokenThreadPool("a thread initializer failed: the pool is not usable")
             broken.__cause__ = error
-            with self.lock:
-                self.break_pool(broken)
-                outcomes = self.take_outcomes()
-            run_all(outcomes)
+            self.break_and_settle(broken)
             return False
         return True
+
+    def break_and_settle(self, broken: BrokenExecutor) -> None:
+        """Break the pool (see :meth:`break_pool`) and settle what that decided (no lock)."""
+        with self.lock:
+            self.break_pool(broken)
+            outcomes = self.take_outcomes()
+        run_all(outcomes)
 
     def _take(self, worker: ThreadWorker, may_wait: bool, now: float) -> int:
         core = self.core

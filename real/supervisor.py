@@ -14,7 +14,7 @@ import itertools
 import math
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import BrokenExecutor, Future
 from concurrent.futures.thread import BrokenThreadPool
 from typing import Any, Protocol
 
@@ -37,7 +37,7 @@ class Supervised(Protocol):
     recovery: Recovery
     core: PoolCore[ThreadWorker]
     shutting_down: bool
-    broken: BrokenThreadPool | None
+    broken: BrokenExecutor | None
     dropped: bool
     outcomes: list[Callable[[], None]]
 
@@ -50,7 +50,7 @@ class Supervised(Protocol):
     def take_outcomes(self) -> list[Callable[[], None]]:
         """What settles the futures decided so far, to run outside the lock."""
 
-    def break_pool(self, broken: BrokenThreadPool) -> None:
+    def break_pool(self, broken: BrokenExecutor) -> None:
         """A policy hook raised: fail what is not running, accept no more."""
 
     def close(self, cancel_pending: bool) -> list[Future[Any]]:
