@@ -132,7 +132,19 @@ class PoolExecutor(Executor):
         if key is not None and not isinstance(key, Hashable):
             raise TypeError(f"key must be hashable, got {key!r}")
         kwargs = {} if kwargs is None else kwargs
-        return self._enqueue(TaskFuture(fn, args, kwargs, priority, affinity, key))
+        return self._enqueue(self._task(fn, args, kwargs, priority, affinity, key))
+
+    def _task(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        priority: int,
+        affinity: int,
+        key: Hashable | None,
+    ) -> TaskFuture:
+        """The future and record of a new task (a process pool pickles the call here)."""
+        return TaskFuture(fn, args, kwargs, priority, affinity, key)
 
     def _enqueue(self, item: TaskFuture) -> Future[Any]:
         backend = self._backend

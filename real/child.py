@@ -1,0 +1,81 @@
+"""What runs inside a worker process of :class:`real.ProcessPool`.
+
+The parent sends each task as one pickled ``(fn, args, kwargs)`` message over a pipe; the
+child answers with one pickled ``(completed, result or exception, traceback text)``. An
+empty message asks it to end. A daemon thread writes ``time.monotonic()`` into a shared
+double every half heartbeat interval: a child that is stopped (SIGSTOP) or stuck in C
+code that holds its interpreter lock falls silent, and the parent's heartbeat monitor
+notices.
+"""
+
+from __future__ import annotations
+
+import pickle
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+#: The message that asks a child to end.
+STOP = b""
+
+
+class RemoteTracebackError(Exception):
+    """The traceback of an exception raised in a worker process (its ``__cause__``)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class ResultPicklingError(Exception):
+    """A task's result (or exception) could not be pickled back to the parent."""
+
+
+def _beat(beat: Any, interval_s: float) -> None:
+    while True:
+        beat.value = time.monotonic()
+        time.sleep(interval_s)
+
+
+def _answer(outcome: tuple[bool, Any, str]) -> bytes:
+    try:
+        return pickle.dumps(outcome, pickle.HIGHEST_PROTOCOL)
+    except Exception as error:  # the result or the exception cannot cross
+        what = "result" if outcome[0] else f"exception {outcome[1]!r}"
+        failure = ResultPicklingError(f"the task's {what} could not be pickled: {error!r}")
+        return pickle.dumps((False, failure, outcome[2]), pickle.HIGHEST_PROTOCOL)
+
+
+def serve(
+    conn: Connection,
+    beat: Any,
+    beat_interval_s: float,
+    initializer: Callable[..., object] | None,
+    initargs: tuple[Any, ...],
+) -> None:
+    """The child's main: start beating, run ``initializer``, then answer tasks until
+    :data:`STOP` or the parent's end of the pipe closes."""
+    threading.Thread(target=_beat, args=(beat, beat_interval_s), daemon=True).start()
+    if initializer is not None:
+        try:
+            initializer(*initargs)
+        except BaseException as error:
+            conn.send_bytes(_answer((False, error, traceback.format_exc())))
+            return
+    conn.send_bytes(_answer((True, None, "")))  # ready
+    while True:
+        try:
+            message = conn.recv_bytes()
+        except (EOFError, OSError):  # the parent is gone
+            return
+        if message == STOP:
+            return
+        try:
+            fn, args, kwargs = pickle.loads(message)
+            outcome: tuple[bool, Any, str] = (True, fn(*args, **kwargs), "")
+        except Exception as error:
+            outcome = (False, error, traceback.format_exc())
+        conn.send_bytes(_answer(outcome))
+        del message, outcome

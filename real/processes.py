@@ -1,0 +1,227 @@
+"""The process pool's side of the pool core: a dispatching thread per worker process.
+
+:class:`WorkerProcesses` is :class:`real.lifecycle.WorkerThreads` whose threads run no
+task themselves: each owns one child process (:mod:`real.child`) and sends it its tasks
+over a pipe, so every scheduling decision, retry, restart and statistic is the threaded
+pool's, made by the same pool core and policy. What processes add:
+
+* A child that exits (SIGKILL, a segfault, ``os._exit``, the out-of-memory killer) is
+  seen at once through its process sentinel: its worker is declared dead, its task
+  retried (or failed with ``WorkerLost`` after ``max_attempts``) and its slot restarted
+  with a new process; no other future is touched.
+* A child that stops answering (SIGSTOP, C code that never returns the interpreter lock)
+  stops heartbeating; the monitor declares its worker dead after ``heartbeat_timeout``
+  and the child is killed.
+* ``max_tasks_per_child`` replaces a child after that many tasks, in place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import pickle
+import time
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from multiprocessing.context import BaseContext
+from multiprocessing.process import BaseProcess
+from typing import Any, ClassVar
+
+from real.child import STOP, RemoteTracebackError, serve
+from real.lifecycle import WorkerThreads
+from real.task_future import TaskFuture
+from real.worker import ThreadWorker, WorkerCrash
+
+#: Seconds a child gets to end after STOP before it is killed.
+STOP_GRACE_S = 2.0
+#: Children in a row that die while starting before the pool counts as broken.
+MAX_FAILED_STARTS = 3
+
+
+@dataclass(eq=False, slots=True)
+class ProcessWorker(ThreadWorker):
+    """A worker slot's dispatching thread and its current child process.
+
+    ``beat`` is the child's last heartbeat (``time.monotonic``, shared memory);
+    ``origin`` the pool's start on that clock, ``beat_window`` the seconds a beat counts.
+    """
+
+    process: BaseProcess | None = None
+    conn: Connection | None = None
+    beat: Any = None
+    origin: float = 0.0
+    beat_window: float = 0.0
+    tasks_done: int = 0
+
+    def alive_at(self, tick: float) -> bool:
+        """Alive as a thread (see :class:`ThreadWorker`) and its child beat lately."""
+        if not ThreadWorker.alive_at(self, tick):
+            return False
+        if self.beat is None:  # its child is starting
+            return True
+        return bool(self.beat.value >= self.origin + tick - self.beat_window)
+
+
+class WorkerProcesses(WorkerThreads):
+    """The threads, processes, lock and tasks of one :class:`real.ProcessPool`."""
+
+    worker_type: ClassVar[type[ThreadWorker]] = ProcessWorker
+    runs_elsewhere: ClassVar[bool] = True
+
+    def __init__(
+        self, *args: Any, context: Any, max_tasks_per_child: int | None, **kwargs: Any
+    ) -> None:
+        #: A multiprocessing context (typed Any: typeshed's BaseContext lacks Process).
+        self.context, self.max_tasks_per_child = context, max_tasks_per_child
+        #: Children in a row that died before they were ready (no lock: a count).
+        self.failed_starts = 0
+        super().__init__(*args, **kwargs)
+
+    def pids(self) -> list[int]:
+        """Process ids of the live worker processes (lock held)."""
+        return [
+            worker.process.pid
+            for worker in self.core.slots.values()
+            if isinstance(worker, ProcessWorker)
+            and worker.process is not None
+            and worker.process.pid is not None
+            and worker.process.is_alive()
+        ]
+
+    # -- a worker's thread (no lock held) -----------------------------------------------
+
+    def prepare(self, worker: ThreadWorker) -> bool:
+        """Start ``worker``'s child; False if it could not start (its slot restarts) or
+        its initializer failed (the pool breaks, as it does after
+        :data:`MAX_FAILED_STARTS` children in a row died while starting)."""
+        assert isinstance(worker, ProcessWorker)
+        if self.broken is not None:
+            return False
+        try:
+            ready, error = self._start_child(worker)
+        except WorkerCrash:
+            self._failed_start(worker)
+            return False
+        self.failed_starts = 0
+        if not ready:
+            broken = BrokenProcessPool("a process initializer failed: the pool is not usable")
+            broken.__cause__ = error
+            self.break_and_settle(broken)
+            self._stop_child(worker)
+            return False
+        return True
+
+    def _failed_start(self, worker: ProcessWorker) -> None:
+        code = worker.process.exitcode if worker.process is not None else None
+        self.failed_starts += 1
+        if self.failed_starts >= MAX_FAILED_STARTS:
+            self.break_and_settle(
+                BrokenProcessPool(
+                    f"{self.failed_starts} worker processes in a row exited while starting "
+                    f"(the last with exit code {code}): the pool is not usable"
+                )
+            )
+
+    def _start_child(self, worker: ProcessWorker) -> tuple[bool, Any]:
+        ours, theirs = self.context.Pipe()
+        beat = self.context.RawValue("d", time.monotonic())
+        interval = self.recovery.heartbeat_interval
+        process = self.context.Process(
+            target=serve,
+            args=(theirs, beat, interval / 2, self.initializer, self.initargs),
+            name=f"{self.name}_{worker.slot}",
+            daemon=True,
+        )
+        process.start()
+        theirs.close()
+        worker.process, worker.conn, worker.tasks_done = process, ours, 0
+        worker.origin, worker.beat_window = self._t0, interval
+        completed, value = self._receive(worker)  # "ready", or the initializer's error
+        worker.beat = beat  # judged from now: starting can take longer than a heartbeat
+        return completed, value
+
+    def _work(self, worker: ThreadWorker) -> None:
+        try:
+            super()._work(worker)
+        finally:
+            assert isinstance(worker, ProcessWorker)
+            self._stop_child(worker)
+
+    def call_elsewhere(self, worker: ThreadWorker, item: TaskFuture) -> tuple[bool, Any]:
+        """Send ``item``'s pickled call to ``worker``'s child and wait for its answer."""
+        assert isinstance(worker, ProcessWorker) and worker.conn is not None
+        try:
+            worker.conn.send_bytes(item.args[0])
+        except OSError:  # the child is gone
+            self._child_lost(worker)
+        outcome = self._receive(worker)
+        worker.tasks_done += 1
+        limit = self.max_tasks_per_child
+        if limit is not None and worker.tasks_done >= limit:
+            self._stop_child(worker)
+            self._start_child(worker)
+        return outcome
+
+    def _receive(self, worker: ProcessWorker) -> tuple[bool, Any]:
+        assert worker.conn is not None and worker.process is not None
+        conn = worker.conn
+        ready = wait([conn, worker.process.sentinel])
+        if conn not in ready:
+            self._child_lost(worker)
+        try:
+            completed, value, trace = pickle.loads(conn.recv_bytes())
+        except (EOFError, OSError):
+            self._child_lost(worker)
+        if trace:
+            value.__cause__ = RemoteTracebackError(trace)
+        return completed, value
+
+    def _child_lost(self, worker: ProcessWorker) -> None:
+        """The child died: declare its worker dead now (unless the monitor did) and end
+        this thread (raises WorkerCrash)."""
+        with self.lock:
+            if not worker.declared_dead and self.core.slots.get(worker.slot) is worker:
+                self.core.declare_dead(worker, "detected")
+            outcomes = self.take_outcomes()
+        for action in outcomes:
+            action()
+        raise WorkerCrash
+
+    def _stop_child(self, worker: ProcessWorker) -> None:
+        process, conn = worker.process, worker.conn
+        if process is None or conn is None:
+            return
+        with contextlib.suppress(OSError):  # the child is gone already
+            conn.send_bytes(STOP)
+        process.join(STOP_GRACE_S)
+        if process.is_alive():
+            process.kill()
+            process.join()
+        conn.close()
+        process.close()
+        worker.process = worker.conn = worker.beat = None
+
+    # -- hooks of the core (lock held) --------------------------------------------------
+
+    def released(self, worker: ThreadWorker) -> None:
+        """A worker declared dead: kill its child (a hang, a timeout) so that its thread
+        sees the child end, and let a waiting thread see it too."""
+        assert isinstance(worker, ProcessWorker)
+        process = worker.process
+        if process is not None and process.exitcode is None:
+            process.kill()
+        super().released(worker)
+
+
+def context_named(mp_context: str | BaseContext | None) -> BaseContext:
+    """The multiprocessing context for ``mp_context`` (None: "forkserver" where it exists,
+    else "spawn": the parent has threads, and a fork of it can deadlock in the child)."""
+    if isinstance(mp_context, BaseContext):
+        return mp_context
+    methods = multiprocessing.get_all_start_methods()
+    if mp_context is None:
+        mp_context = "forkserver" if "forkserver" in methods else "spawn"
+    if mp_context not in methods:
+        raise ValueError(f"mp_context must be one of {methods}, got {mp_context!r}")
+    return multiprocessing.get_context(mp_context)

@@ -1,0 +1,251 @@
+"""ProcessPool: the pool's policies over worker processes, killed for real.
+
+Each test checks one promise: results, exceptions and keywords cross the process
+boundary; a worker killed by SIGKILL, or a task that ends its own process, costs only
+that task a retry (or ``WorkerLost`` after ``max_attempts``) while the pool serves on;
+a stopped worker (SIGSTOP) is found by heartbeat and killed; what cannot be pickled is
+refused at submit, and a result that cannot be pickled fails its future alone; the
+initializer, ``max_tasks_per_child`` and priorities work; and no child process is left
+after shutdown.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import as_completed
+from concurrent.futures.process import BrokenProcessPool
+
+import pytest
+
+import real
+from pool import Recovery
+from real.child import RemoteTracebackError, ResultPicklingError
+
+SOON = 30.0
+MARK = "unset"
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def echo(*args: object, **kwargs: object) -> tuple[object, ...]:
+    return args, kwargs
+
+
+def own_pid() -> int:
+    return os.getpid()
+
+
+def nap(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+def fail() -> None:
+    raise ValueError("boom")
+
+
+def exit_now() -> None:
+    os._exit(7)
+
+
+def lock_result() -> object:
+    return threading.Lock()
+
+
+def set_mark(value: str) -> None:
+    global MARK
+    MARK = value
+
+
+def get_mark() -> str:
+    return MARK
+
+
+def refuse_to_start() -> None:
+    raise RuntimeError("no")
+
+
+def running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie counts: it was not reaped)."""
+    return os.path.exists(f"/proc/{pid}")
+
+
+def until(predicate: Callable[[], bool], timeout: float = SOON) -> bool:
+    """Poll ``predicate`` until it holds (True) or ``timeout`` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+@pytest.fixture
+def pools() -> Iterator[list[real.ProcessPool]]:
+    """Pools a test makes; each is shut down and checked to leave no child process."""
+    made: list[real.ProcessPool] = []
+    yield made
+    for p in made:
+        pids = p.worker_pids()
+        p.shutdown(wait=True, cancel_futures=True)
+        assert not [pid for pid in pids if running(pid)], pids
+
+
+def test_results_exceptions_and_keywords_cross_the_process_boundary(
+    pools: list[real.ProcessPool],
+) -> None:
+    p = real.ProcessPool("fifo", workers=2)
+    pools.append(p)
+    assert list(p.map(square, range(8))) == [x * x for x in range(8)]
+    assert p.submit(echo, 1, priority=5).result(timeout=SOON) == ((1,), {"priority": 5})
+    error = p.submit(fail).exception(timeout=SOON)
+    assert isinstance(error, ValueError) and str(error) == "boom"
+    assert isinstance(error.__cause__, RemoteTracebackError)
+    assert "in fail" in str(error.__cause__)
+    ran_in = p.submit(own_pid).result(timeout=SOON)
+    assert ran_in != os.getpid() and ran_in in p.worker_pids()
+
+
+def test_a_killed_worker_is_replaced_and_only_its_task_retried(
+    pools: list[real.ProcessPool],
+) -> None:
+    p = real.ProcessPool("fifo", workers=1)
+    pools.append(p)
+    victim = p.submit(own_pid).result(timeout=SOON)
+    slow = p.submit(nap, 1.0)
+    queued = [p.submit(square, x) for x in range(5)]
+    time.sleep(0.3)
+    os.kill(victim, signal.SIGKILL)
+    assert slow.result(timeout=SOON) == 1.0  # run again in the new process
+    assert [f.result(timeout=SOON) for f in queued] == [x * x for x in range(5)]
+    stats = p.stats()
+    assert (stats.restarts, stats.retried, stats.failed) == (1, 1, 0)
+    assert victim not in p.worker_pids() and not running(victim)
+
+
+def test_a_task_that_ends_its_process_fails_alone_after_max_attempts(
+    pools: list[real.ProcessPool],
+) -> None:
+    p = real.ProcessPool("fifo", workers=2, recovery=Recovery(max_attempts=2))
+    pools.append(p)
+    doomed = p.submit(exit_now)
+    others = [p.submit(square, x) for x in range(20)]
+    assert isinstance(doomed.exception(timeout=SOON), real.WorkerLost)
+    assert [f.result(timeout=SOON) for f in others] == [x * x for x in range(20)]
+    assert p.submit(square, 3).result(timeout=SOON) == 9
+    assert until(lambda: p.stats().restarts == 2), p.stats()  # both slots restarted
+
+
+def test_a_stopped_worker_is_found_by_heartbeat_and_killed(
+    pools: list[real.ProcessPool],
+) -> None:
+    p = real.ProcessPool("fifo", workers=1, recovery=Recovery(heartbeat_timeout=0.3))
+    pools.append(p)
+    victim = p.submit(own_pid).result(timeout=SOON)
+    slow = p.submit(nap, 0.5)
+    time.sleep(0.2)
+    os.kill(victim, signal.SIGSTOP)
+    assert slow.result(timeout=SOON) == 0.5
+    assert p.stats().restarts == 1
+    assert until(lambda: not running(victim))
+
+
+def test_what_cannot_be_pickled_is_refused_at_submit_and_the_pool_goes_on(
+    pools: list[real.ProcessPool],
+) -> None:
+    p = real.ProcessPool("fifo", workers=1)
+    pools.append(p)
+    with pytest.raises(TypeError, match="fn must be picklable"):
+        p.submit(lambda: 1)
+    with pytest.raises(TypeError, match="fn's arguments must be picklable"):
+        p.submit(square, threading.Lock())
+    with pytest.raises(TypeError, match="fn's arguments"):
+        p.submit_with(echo, kwargs={"lock": threading.Lock()}, priority=1)
+    assert p.submit(square, 3).result(timeout=SOON) == 9
+    assert p.stats().completed == 1
+
+
+def test_a_result_that_cannot_be_pickled_fails_its_future_alone(
+    pools: list[real.ProcessPool],
+) -> None:
+    p = real.ProcessPool("fifo", workers=1)
+    pools.append(p)
+    error = p.submit(lock_result).exception(timeout=SOON)
+    assert isinstance(error, ResultPicklingError)
+    assert p.submit(square, 4).result(timeout=SOON) == 16
+
+
+def test_the_initializer_runs_in_every_process_and_a_failing_one_breaks_the_pool(
+    pools: list[real.ProcessPool],
+) -> None:
+    p = real.ProcessPool("fifo", workers=2, initializer=set_mark, initargs=("ready",))
+    pools.append(p)
+    assert {f.result(timeout=SOON) for f in [p.submit(get_mark) for _ in range(6)]} == {"ready"}
+    broken = real.ProcessPool("fifo", workers=1, initializer=refuse_to_start)
+    pools.append(broken)
+    future = broken.submit(square, 2)
+    assert isinstance(future.exception(timeout=SOON), BrokenProcessPool)
+    with pytest.raises(BrokenProcessPool):
+        broken.submit(square, 2)
+
+
+def test_max_tasks_per_child_replaces_the_process_in_place(
+    pools: list[real.ProcessPool],
+) -> None:
+    p = real.ProcessPool("fifo", workers=1, max_tasks_per_child=2)
+    pools.append(p)
+    pids = [p.submit(own_pid).result(timeout=SOON) for _ in range(6)]
+    assert len(set(pids)) == 3 and pids[0] == pids[1] != pids[2]
+    assert p.stats().restarts == 0  # a recycled process is no failure
+
+
+def test_priorities_order_the_queue_of_worker_processes(
+    pools: list[real.ProcessPool],
+) -> None:
+    p = real.ProcessPool("priority", workers=1)
+    pools.append(p)
+    gate = p.submit(nap, 0.5)
+    futures = {p.submit_with(square, (level,), priority=level): level for level in (2, 1, 0)}
+    gate.result(timeout=SOON)
+    order = [futures[f] for f in as_completed(futures, timeout=SOON)]
+    assert order == [0, 1, 2]
+
+
+def test_shutdown_cancelling_returns_promptly_and_leaves_no_child() -> None:
+    p = real.ProcessPool("fifo", workers=2)
+    p.submit(own_pid).result(timeout=SOON)  # the processes have started
+    pids = p.worker_pids()
+    running_task = p.submit(nap, 0.3)
+    assert until(running_task.running)
+    queued = [p.submit(nap, 5.0) for _ in range(4)]
+    began = time.monotonic()
+    p.shutdown(wait=True, cancel_futures=True)
+    assert time.monotonic() - began < 10.0
+    assert running_task.result() == 0.3
+    assert sum(f.cancelled() for f in queued) >= 3
+    assert pids and not [pid for pid in pids if running(pid)]
+    with pytest.raises(RuntimeError):
+        p.submit(square, 1)
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "named"),
+    [
+        ({"workers": 0}, ValueError, "workers"),
+        ({"mp_context": "teleport"}, ValueError, "mp_context"),
+        ({"max_tasks_per_child": 0}, ValueError, "max_tasks_per_child"),
+        ({"initializer": lambda: None}, TypeError, "initializer"),
+        ({"name_prefix": 3}, TypeError, "name_prefix"),
+    ],
+)
+def test_bad_options_name_the_parameter(
+    options: dict[str, object], error: type[Exception], named: str
+) -> None:
+    with pytest.raises(error, match=named):
+        real.ProcessPool("fifo", **options)  # type: ignore[arg-type]
