@@ -21,6 +21,9 @@ TINY = {
     "pool_overhead": ["--tasks", "300", "--rounds", "3", "--latency-tasks", "5"],
     "sim_speed": ["--tasks", "500", "--rounds", "3", "--memory-tasks", "0", "--workers", "2", "8"],
     "fit_contention": ["--seconds", "1", "--rounds", "1"],
+    # The kill soak's small version: its checks (0 lost, one row per task, no process
+    # left, flat memory) must hold, not only the run end.
+    "kill_soak": ["--tasks", "400", "--kill-every-ms", "50", "--check"],
 }
 
 
@@ -35,6 +38,6 @@ def test_benchmark_runs_at_a_tiny_size(name: str, tmp_path: Path) -> None:
         text=True,
         timeout=170,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 0, (result.stdout[-2000:], result.stderr[-3000:])
     figures = json.loads(out.read_text())
     assert figures, f"{name} wrote an empty JSON"
