@@ -24,6 +24,7 @@ TINY = {
     # The kill soak's small version: its checks (0 lost, one row per task, no process
     # left, flat memory) must hold, not only the run end.
     "kill_soak": ["--tasks", "400", "--kill-every-ms", "50", "--check"],
+    "process_overhead": ["--tasks", "200", "--rounds", "1"],
 }
 
 
