@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -249,3 +251,35 @@ def test_bad_options_name_the_parameter(
 ) -> None:
     with pytest.raises(error, match=named):
         real.ProcessPool("fifo", **options)  # type: ignore[arg-type]
+
+
+INTERRUPTED_SCRIPT = """
+import os, signal, sys, threading, time
+import real
+from test_process_pool import nap, own_pid
+
+pool = real.ProcessPool("fifo", workers=2)
+print(*[pool.submit(own_pid).result(timeout=30) for _ in range(4)], flush=True)
+print(*pool.worker_pids(), flush=True)
+futures = [pool.submit(nap, 0.2) for _ in range(6)]
+threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+for future in futures:
+    future.result()
+print("never", flush=True)
+"""
+
+
+def test_ctrl_c_in_the_parent_leaves_no_child_behind() -> None:
+    tests = os.path.dirname(os.path.abspath(__file__))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run(
+        [sys.executable, "-c", INTERRUPTED_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert result.returncode != 0 and "KeyboardInterrupt" in result.stderr, result.stderr
+    pids = {int(pid) for pid in result.stdout.split()[4:] if pid.isdigit()}
+    assert len(pids) == 2 and "never" not in result.stdout
+    assert until(lambda: not [pid for pid in pids if running(pid)], timeout=10), pids
