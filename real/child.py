@@ -1,7 +1,8 @@
 """What runs inside a worker process of :class:`real.ProcessPool`.
 
 The parent sends each task as one pickled ``(fn, args, kwargs)`` message over a pipe; the
-child answers with one pickled ``(completed, result or exception, traceback text)``. An
+child answers with one pickled ``(completed, result or exception, traceback text, CPU
+seconds)``, the CPU time of its thread over the call (for ``record=True`` traces). An
 empty message asks it to end. A daemon thread writes ``time.monotonic()`` into a shared
 double every half heartbeat interval: a child that is stopped (SIGSTOP) or stuck in C
 code that holds its interpreter lock falls silent, and the parent's heartbeat monitor
@@ -39,13 +40,16 @@ def _beat(beat: Any, interval_s: float) -> None:
         time.sleep(interval_s)
 
 
-def _answer(outcome: tuple[bool, Any, str]) -> bytes:
+Answer = tuple[bool, Any, str, float]
+
+
+def _answer(outcome: Answer) -> bytes:
     try:
         return pickle.dumps(outcome, pickle.HIGHEST_PROTOCOL)
     except Exception as error:  # the result or the exception cannot cross
         what = "result" if outcome[0] else f"exception {outcome[1]!r}"
         failure = ResultPicklingError(f"the task's {what} could not be pickled: {error!r}")
-        return pickle.dumps((False, failure, outcome[2]), pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps((False, failure, outcome[2], outcome[3]), pickle.HIGHEST_PROTOCOL)
 
 
 def serve(
@@ -62,9 +66,9 @@ def serve(
         try:
             initializer(*initargs)
         except BaseException as error:
-            conn.send_bytes(_answer((False, error, traceback.format_exc())))
+            conn.send_bytes(_answer((False, error, traceback.format_exc(), 0.0)))
             return
-    conn.send_bytes(_answer((True, None, "")))  # ready
+    conn.send_bytes(_answer((True, None, "", 0.0)))  # ready
     while True:
         try:
             message = conn.recv_bytes()
@@ -72,10 +76,11 @@ def serve(
             return
         if message == STOP:
             return
+        began = time.thread_time()
         try:
             fn, args, kwargs = pickle.loads(message)
-            outcome: tuple[bool, Any, str] = (True, fn(*args, **kwargs), "")
+            outcome: Answer = (True, fn(*args, **kwargs), "", 0.0)
         except Exception as error:
-            outcome = (False, error, traceback.format_exc())
-        conn.send_bytes(_answer(outcome))
+            outcome = (False, error, traceback.format_exc(), 0.0)
+        conn.send_bytes(_answer((*outcome[:3], time.thread_time() - began)))
         del message, outcome

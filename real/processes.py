@@ -161,7 +161,7 @@ class WorkerProcesses(WorkerThreads):
             worker.conn.send_bytes(item.args[0])
         except OSError:  # the child is gone
             self._child_lost(worker)
-        outcome = self._receive(worker)
+        outcome = self._receive(worker, item=item)
         worker.tasks_done += 1
         limit = self.max_tasks_per_child
         if limit is not None and worker.tasks_done >= limit:
@@ -169,7 +169,11 @@ class WorkerProcesses(WorkerThreads):
             self._start_child(worker)
         return outcome
 
-    def _receive(self, worker: ProcessWorker, timeout: float | None = None) -> tuple[bool, Any]:
+    def _receive(
+        self, worker: ProcessWorker, timeout: float | None = None, item: TaskFuture | None = None
+    ) -> tuple[bool, Any]:
+        """The child's next answer (``item`` gets the call's CPU time); raises WorkerCrash
+        if the child ends first (its worker declared dead) or ``timeout`` s pass."""
         assert worker.conn is not None and worker.process is not None
         conn, process = worker.conn, worker.process
         ready = wait([conn, process.sentinel], timeout)
@@ -179,9 +183,11 @@ class WorkerProcesses(WorkerThreads):
         if conn not in ready:
             self._child_lost(worker)
         try:
-            completed, value, trace = pickle.loads(conn.recv_bytes())
+            completed, value, trace, cpu_seconds = pickle.loads(conn.recv_bytes())
         except (EOFError, OSError):
             self._child_lost(worker)
+        if item is not None:
+            item.cpu_time = cpu_seconds
         if trace:
             value.__cause__ = RemoteTracebackError(trace)
         return completed, value

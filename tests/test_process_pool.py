@@ -48,6 +48,12 @@ def nap(seconds: float) -> float:
     return seconds
 
 
+def spin(cpu_seconds: float) -> None:
+    end = time.thread_time() + cpu_seconds
+    while time.thread_time() < end:
+        pass
+
+
 def fail() -> None:
     raise ValueError("boom")
 
@@ -195,6 +201,19 @@ def test_the_initializer_runs_in_every_process_and_a_failing_one_breaks_the_pool
     assert isinstance(future.exception(timeout=SOON), BrokenProcessPool)
     with pytest.raises(BrokenProcessPool):
         broken.submit(square, 2)
+
+
+def test_a_recorded_trace_holds_the_cpu_time_of_the_childs_call(
+    pools: list[real.ProcessPool],
+) -> None:
+    p = real.ProcessPool("fifo", workers=1, record=True)
+    pools.append(p)
+    p.submit(spin, 0.05).result(timeout=SOON)
+    p.submit(nap, 0.05).result(timeout=SOON)
+    trace = p.trace()
+    assert list(trace["status"]) == ["completed", "completed"]
+    assert trace.loc[0, "cpu_time"] >= 0.045  # computed in the child, not the parent
+    assert trace.loc[1, "cpu_time"] < 0.02 <= trace.loc[1, "ended"] - trace.loc[1, "started"]
 
 
 def test_max_tasks_per_child_replaces_the_process_in_place(
