@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -61,3 +63,25 @@ def load_average() -> list[float] | None:
     """The 1, 5 and 15 minute load averages (2 decimals), or None where the system has
     none."""
     return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
+
+
+def machine(started: str, load_at_start: list[float] | None) -> dict[str, Any]:
+    """Where and when a benchmark ran: its ``started`` date, the machine, the commit."""
+    return {
+        "date": started,
+        "cpu_count": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "git_commit": git("rev-parse", "--short", "HEAD"),
+        "load_average_at_start": load_at_start,
+        "load_average_at_end": load_average(),
+    }
+
+
+def write_report(out: str | Path, report: dict[str, Any]) -> Path:
+    """Write ``report`` as JSON to ``out`` atomically (never a partial file)."""
+    target = Path(out)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.partial")
+    partial.write_text(json.dumps(report, indent=2) + "\n")
+    os.replace(partial, target)
+    return target

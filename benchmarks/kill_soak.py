@@ -21,7 +21,6 @@ delivery is at-least-once) and throughput, to ``benchmarks/results/kill_soak.jso
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import random
 import signal
@@ -36,7 +35,7 @@ from typing import Any
 from tqdm import tqdm
 
 import real
-from benchmarks._common import OneLineParser, git, int_at_least, load_average
+from benchmarks._common import OneLineParser, int_at_least, load_average, machine, write_report
 from pool import Recovery
 
 PROG = "python -m benchmarks.kill_soak"
@@ -197,22 +196,11 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "kill_soak",
         "command": f"{PROG} " + " ".join(argv if argv is not None else sys.argv[1:]),
         "config": {k: v for k, v in vars(args).items() if k not in ("out", "check")},
-        "machine": {
-            "date": started,
-            "cpu_count": os.cpu_count(),
-            "python": sys.version.split()[0],
-            "git_commit": git("rev-parse", "--short", "HEAD"),
-            "load_average_at_start": load,
-            "load_average_at_end": load_average(),
-        },
+        "machine": machine(started, load),
         "figures": figures,
         "checks": checks,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.name}.partial")
-    partial.write_text(json.dumps(report, indent=2) + "\n")
-    os.replace(partial, out)
+    out = write_report(args.out, report)
     print(
         f"{figures['tasks']:,} tasks on {args.workers} worker processes in "
         f"{figures['elapsed_s']:.1f} s ({figures['tasks_per_s']:,.0f}/s): "

@@ -17,9 +17,7 @@ Figures go to ``benchmarks/results/process_overhead.json``.
 
 from __future__ import annotations
 
-import json
 import multiprocessing
-import os
 import statistics
 import sys
 import time
@@ -31,7 +29,7 @@ from typing import Any
 from tqdm import tqdm
 
 import real
-from benchmarks._common import OneLineParser, git, int_at_least, load_average
+from benchmarks._common import OneLineParser, int_at_least, load_average, machine, write_report
 
 PROG = "python -m benchmarks.process_overhead"
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "process_overhead.json"
@@ -104,25 +102,14 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "process_overhead",
         "command": f"{PROG} " + " ".join(argv if argv is not None else sys.argv[1:]),
         "config": {"tasks": args.tasks, "rounds": args.rounds, "workers": WORKERS},
-        "machine": {
-            "date": started,
-            "cpu_count": os.cpu_count(),
-            "python": sys.version.split()[0],
-            "git_commit": git("rev-parse", "--short", "HEAD"),
-            "load_average_at_start": load,
-            "load_average_at_end": load_average(),
-        },
+        "machine": machine(started, load),
         "table": table,
         "ratio_steady_to_executor": ratio,
         "target_ratio": TARGET_RATIO,
         "pass": ratio >= TARGET_RATIO,
         "raw_runs": runs,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.name}.partial")
-    partial.write_text(json.dumps(report, indent=2) + "\n")
-    os.replace(partial, out)
+    out = write_report(args.out, report)
     for name in CONTENDERS:
         row = table[name]
         print(
