@@ -14,6 +14,7 @@ threads are not daemons.
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import threading
 import time
@@ -35,6 +36,8 @@ from real.task_future import TaskFuture
 from real.task_trace import TaskTrace
 from real.worker import ThreadWorker, WorkerCrash
 
+#: The standard executors' logger: a failing initializer is reported there, as by them.
+LOGGER = logging.getLogger("concurrent.futures")
 _EXIT, _AGAIN = -1, -3
 _CANCELLED = object()
 #: Pools whose threads may still run, for the exit hook.
@@ -395,7 +398,8 @@ class WorkerThreads:
             return True
         try:
             self.initializer(*self.initargs)
-        except BaseException as error:  # as the standard executor: the pool is broken
+        except BaseException as error:  # as the standard executor: logged, and broken
+            LOGGER.critical("Exception in initializer:", exc_info=True)
             broken = BrokenThreadPool("a thread initializer failed: the pool is not usable")
             broken.__cause__ = error
             self.break_and_settle(broken)

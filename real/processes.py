@@ -29,7 +29,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any, ClassVar
 
 from real.child import STOP, RemoteTracebackError, serve
-from real.lifecycle import WorkerThreads
+from real.lifecycle import LOGGER, WorkerThreads
 from real.task_future import TaskFuture
 from real.worker import ThreadWorker, WorkerCrash
 
@@ -108,6 +108,7 @@ class WorkerProcesses(WorkerThreads):
             return False
         self.failed_starts = 0
         if not ready:
+            LOGGER.critical("Exception in initializer:", exc_info=error)
             broken = BrokenProcessPool("a process initializer failed: the pool is not usable")
             broken.__cause__ = error
             self.break_and_settle(broken)

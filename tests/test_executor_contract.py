@@ -104,7 +104,9 @@ def test_the_model_raises_the_same_error_for_the_same_bug() -> None:
     assert isinstance(raised.value.__cause__, ZeroDivisionError)
 
 
-def test_a_failed_initializer_breaks_the_pool(pools: list[real.ThreadedPool]) -> None:
+def test_a_failed_initializer_breaks_the_pool_and_is_logged(
+    pools: list[real.ThreadedPool], caplog: pytest.LogCaptureFixture
+) -> None:
     def initializer() -> None:
         raise OSError("no database")
 
@@ -118,6 +120,12 @@ def test_a_failed_initializer_breaks_the_pool(pools: list[real.ThreadedPool]) ->
     assert wait_until(lambda: p._backend.broken is not None)
     with pytest.raises(BrokenThreadPool):
         p.submit(pow, 2, 3)
+    # As the standard executor does: a CRITICAL record with the traceback, so that a
+    # failing initializer is not silent until someone looks at a future.
+    records = [r for r in caplog.records if r.name == "concurrent.futures"]
+    assert records and records[0].levelname == "CRITICAL"
+    assert "Exception in initializer" in records[0].getMessage()
+    assert records[0].exc_info is not None and records[0].exc_info[0] is OSError
 
 
 def test_initializer_runs_once_in_every_worker_thread_with_its_args(

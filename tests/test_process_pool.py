@@ -190,7 +190,7 @@ def test_a_result_that_cannot_be_pickled_fails_its_future_alone(
 
 
 def test_the_initializer_runs_in_every_process_and_a_failing_one_breaks_the_pool(
-    pools: list[real.ProcessPool],
+    pools: list[real.ProcessPool], caplog: pytest.LogCaptureFixture
 ) -> None:
     p = real.ProcessPool("fifo", workers=2, initializer=set_mark, initargs=("ready",))
     pools.append(p)
@@ -201,6 +201,9 @@ def test_the_initializer_runs_in_every_process_and_a_failing_one_breaks_the_pool
     assert isinstance(future.exception(timeout=SOON), BrokenProcessPool)
     with pytest.raises(BrokenProcessPool):
         broken.submit(square, 2)
+    logged = [r for r in caplog.records if r.name == "concurrent.futures"]
+    assert logged and "Exception in initializer" in logged[0].getMessage()
+    assert logged[0].exc_info is not None and logged[0].exc_info[0] is RuntimeError
 
 
 def test_a_recorded_trace_holds_the_cpu_time_of_the_childs_call(
