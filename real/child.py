@@ -2,16 +2,18 @@
 
 The parent sends each task as one pickled ``(fn, args, kwargs)`` message over a pipe; the
 child answers with one pickled ``(completed, result or exception, traceback text, CPU
-seconds)``, the CPU time of its thread over the call (for ``record=True`` traces). An
-empty message asks it to end. A daemon thread writes ``time.monotonic()`` into a shared
-double every half heartbeat interval: a child that is stopped (SIGSTOP) or stuck in C
-code that holds its interpreter lock falls silent, and the parent's heartbeat monitor
-notices.
+seconds, peak memory)``: the CPU time of its thread over the call (for ``record=True``
+traces) and its peak resident memory so far (``ru_maxrss``, kB on Linux), against which
+the parent may recycle it. An empty message asks it to end. A daemon thread writes
+``time.monotonic()`` into a shared double every half heartbeat interval: a child that
+is stopped (SIGSTOP) or stuck in C code that holds its interpreter lock falls silent,
+and the parent's heartbeat monitor notices.
 """
 
 from __future__ import annotations
 
 import pickle
+import resource
 import threading
 import time
 import traceback
@@ -40,7 +42,7 @@ def _beat(beat: Any, interval_s: float) -> None:
         time.sleep(interval_s)
 
 
-Answer = tuple[bool, Any, str, float]
+Answer = tuple[bool, Any, str, float, int]
 
 
 def _answer(outcome: Answer) -> bytes:
@@ -49,7 +51,7 @@ def _answer(outcome: Answer) -> bytes:
     except Exception as error:  # the result or the exception cannot cross
         what = "result" if outcome[0] else f"exception {outcome[1]!r}"
         failure = ResultPicklingError(f"the task's {what} could not be pickled: {error!r}")
-        return pickle.dumps((False, failure, outcome[2], outcome[3]), pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps((False, failure, *outcome[2:]), pickle.HIGHEST_PROTOCOL)
 
 
 def serve(
@@ -66,9 +68,9 @@ def serve(
         try:
             initializer(*initargs)
         except BaseException as error:
-            conn.send_bytes(_answer((False, error, traceback.format_exc(), 0.0)))
+            conn.send_bytes(_answer((False, error, traceback.format_exc(), 0.0, 0)))
             return
-    conn.send_bytes(_answer((True, None, "", 0.0)))  # ready
+    conn.send_bytes(_answer((True, None, "", 0.0, 0)))  # ready
     while True:
         try:
             message = conn.recv_bytes()
@@ -79,8 +81,10 @@ def serve(
         began = time.thread_time()
         try:
             fn, args, kwargs = pickle.loads(message)
-            outcome: Answer = (True, fn(*args, **kwargs), "", 0.0)
+            outcome: Answer = (True, fn(*args, **kwargs), "", 0.0, 0)
         except Exception as error:
-            outcome = (False, error, traceback.format_exc(), 0.0)
-        conn.send_bytes(_answer((*outcome[:3], time.thread_time() - began)))
+            outcome = (False, error, traceback.format_exc(), 0.0, 0)
+        cpu_seconds = time.thread_time() - began
+        peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        conn.send_bytes(_answer((*outcome[:3], cpu_seconds, peak_kb)))
         del message, outcome

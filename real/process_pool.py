@@ -51,7 +51,9 @@ class ProcessPool(PoolExecutor):
     start method ("forkserver", "spawn", "fork") or a multiprocessing context (default
     "forkserver" where available: the parent runs threads, and forking a process with
     threads can deadlock the child). ``max_tasks_per_child`` replaces a worker's process
-    after that many tasks. Each process runs ``initializer(*initargs)`` first (a failure
+    after that many tasks, ``max_child_memory_mb`` after a task that leaves its peak
+    resident memory (``ru_maxrss``, which counts pages shared with the fork server)
+    above that many MB. Each process runs ``initializer(*initargs)`` first (a failure
     breaks the pool: ``BrokenProcessPool``). Processes are named ``{name_prefix}_{slot}``.
 
     A worker process that exits is noticed at once (its sentinel); one that stops
@@ -70,6 +72,7 @@ class ProcessPool(PoolExecutor):
         retry_exceptions: tuple[type[BaseException], ...] = (),
         seed: int = 0,
         max_tasks_per_child: int | None = None,
+        max_child_memory_mb: float | None = None,
         mp_context: str | BaseContext | None = None,
         name_prefix: str = "",
         initializer: Callable[..., object] | None = None,
@@ -81,6 +84,8 @@ class ProcessPool(PoolExecutor):
         context = context_named(mp_context)
         if max_tasks_per_child is not None:
             _validate.integer_at_least("max_tasks_per_child", max_tasks_per_child, 1)
+        if max_child_memory_mb is not None:
+            _validate.positive("max_child_memory_mb", max_child_memory_mb)
         if not isinstance(name_prefix, str):
             raise TypeError(f"name_prefix must be a str, got {name_prefix!r}")
         if initializer is not None:
@@ -103,6 +108,7 @@ class ProcessPool(PoolExecutor):
             backend_type=WorkerProcesses,
             context=context,
             max_tasks_per_child=max_tasks_per_child,
+            max_child_memory_mb=max_child_memory_mb,
         )
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:

@@ -12,7 +12,9 @@ pool's, made by the same pool core and policy. What processes add:
 * A child that stops answering (SIGSTOP, C code that never returns the interpreter lock)
   stops heartbeating; the monitor declares its worker dead after ``heartbeat_timeout``
   and the child is killed.
-* ``max_tasks_per_child`` replaces a child after that many tasks, in place.
+* ``max_tasks_per_child`` replaces a child after that many tasks, and
+  ``max_child_memory_mb`` after a task that left its peak resident memory above that
+  ceiling, in place (the slot keeps serving).
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ class ProcessWorker(ThreadWorker):
     origin: float = 0.0
     beat_window: float = 0.0
     tasks_done: int = 0
+    #: The child's peak resident memory as of its last answer (kB).
+    peak_kb: int = 0
 
     def alive_at(self, tick: float) -> bool:
         """Alive as a thread (see :class:`ThreadWorker`) and its child beat lately."""
@@ -73,10 +77,18 @@ class WorkerProcesses(WorkerThreads):
     runs_elsewhere: ClassVar[bool] = True
 
     def __init__(
-        self, *args: Any, context: Any, max_tasks_per_child: int | None, **kwargs: Any
+        self,
+        *args: Any,
+        context: Any,
+        max_tasks_per_child: int | None,
+        max_child_memory_mb: float | None,
+        **kwargs: Any,
     ) -> None:
         #: A multiprocessing context (typed Any: typeshed's BaseContext lacks Process).
         self.context, self.max_tasks_per_child = context, max_tasks_per_child
+        self.max_child_memory_kb = (
+            None if max_child_memory_mb is None else max_child_memory_mb * 1024
+        )
         #: Children in a row that died before they were ready (no lock: a count).
         self.failed_starts = 0
         super().__init__(*args, **kwargs)
@@ -164,8 +176,10 @@ class WorkerProcesses(WorkerThreads):
             self._child_lost(worker)
         outcome = self._receive(worker, item=item)
         worker.tasks_done += 1
-        limit = self.max_tasks_per_child
-        if limit is not None and worker.tasks_done >= limit:
+        limit, ceiling_kb = self.max_tasks_per_child, self.max_child_memory_kb
+        if (limit is not None and worker.tasks_done >= limit) or (
+            ceiling_kb is not None and worker.peak_kb > ceiling_kb
+        ):
             self._stop_child(worker)
             self._start_child(worker)
         return outcome
@@ -184,7 +198,7 @@ class WorkerProcesses(WorkerThreads):
         if conn not in ready:
             self._child_lost(worker)
         try:
-            completed, value, trace, cpu_seconds = pickle.loads(conn.recv_bytes())
+            completed, value, trace, cpu_seconds, worker.peak_kb = pickle.loads(conn.recv_bytes())
         except (EOFError, OSError):
             self._child_lost(worker)
         if item is not None:

@@ -12,6 +12,7 @@ after shutdown.
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -73,6 +74,20 @@ def set_mark(value: str) -> None:
 
 def get_mark() -> str:
     return MARK
+
+
+HELD: list[bytearray] = []
+
+
+def hold_megabytes(megabytes: int) -> int:
+    """Keep ``megabytes`` of touched memory alive in this process; return its pid."""
+    HELD.append(bytearray(megabytes * 1024 * 1024))
+    return os.getpid()
+
+
+def peak_megabytes() -> float:
+    """This process's peak resident memory (MB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def refuse_to_start() -> None:
@@ -229,6 +244,21 @@ def test_max_tasks_per_child_replaces_the_process_in_place(
     assert p.stats().restarts == 0  # a recycled process is no failure
 
 
+def test_a_child_over_its_memory_ceiling_is_replaced_after_its_task(
+    pools: list[real.ProcessPool],
+) -> None:
+    probe = real.ProcessPool("fifo", workers=1)
+    pools.append(probe)
+    baseline = probe.submit(peak_megabytes).result(timeout=SOON)  # shared pages included
+    p = real.ProcessPool("fifo", workers=1, max_child_memory_mb=baseline + 60)
+    pools.append(p)
+    first = p.submit(own_pid).result(timeout=SOON)
+    assert p.submit(hold_megabytes, 20).result(timeout=SOON) == first  # under the ceiling
+    assert p.submit(hold_megabytes, 80).result(timeout=SOON) == first  # over it after
+    assert p.submit(own_pid).result(timeout=SOON) != first  # a fresh process
+    assert p.stats().restarts == 0 and not running(first)
+
+
 def test_priorities_order_the_queue_of_worker_processes(
     pools: list[real.ProcessPool],
 ) -> None:
@@ -264,6 +294,7 @@ def test_shutdown_cancelling_returns_promptly_and_leaves_no_child() -> None:
         ({"workers": 0}, ValueError, "workers"),
         ({"mp_context": "teleport"}, ValueError, "mp_context"),
         ({"max_tasks_per_child": 0}, ValueError, "max_tasks_per_child"),
+        ({"max_child_memory_mb": 0}, ValueError, "max_child_memory_mb"),
         ({"initializer": lambda: None}, TypeError, "initializer"),
         ({"name_prefix": 3}, TypeError, "name_prefix"),
     ],
