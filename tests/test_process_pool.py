@@ -5,8 +5,8 @@ boundary; a worker killed by SIGKILL, or a task that ends its own process, costs
 that task a retry (or ``WorkerLost`` after ``max_attempts``) while the pool serves on;
 a stopped worker (SIGSTOP) is found by heartbeat and killed; what cannot be pickled is
 refused at submit, and a result that cannot be pickled fails its future alone; the
-initializer, ``max_tasks_per_child`` and priorities work; and no child process is left
-after shutdown.
+initializer, ``max_tasks_per_child`` and the memory ceiling work; and no child process is
+left after shutdown (the executor contract shared with threads: ``test_pools_alike.py``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import as_completed
 from concurrent.futures.process import BrokenProcessPool
 
 import pytest
@@ -257,18 +256,6 @@ def test_a_child_over_its_memory_ceiling_is_replaced_after_its_task(
     assert p.submit(hold_megabytes, 80).result(timeout=SOON) == first  # over it after
     assert p.submit(own_pid).result(timeout=SOON) != first  # a fresh process
     assert p.stats().restarts == 0 and not running(first)
-
-
-def test_priorities_order_the_queue_of_worker_processes(
-    pools: list[real.ProcessPool],
-) -> None:
-    p = real.ProcessPool("priority", workers=1)
-    pools.append(p)
-    gate = p.submit(nap, 0.5)
-    futures = {p.submit_with(square, (level,), priority=level): level for level in (2, 1, 0)}
-    gate.result(timeout=SOON)
-    order = [futures[f] for f in as_completed(futures, timeout=SOON)]
-    assert order == [0, 1, 2]
 
 
 def test_shutdown_cancelling_returns_promptly_and_leaves_no_child() -> None:
