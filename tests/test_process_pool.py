@@ -323,3 +323,24 @@ def test_ctrl_c_in_the_parent_leaves_no_child_behind() -> None:
     pids = {int(pid) for pid in result.stdout.split()[4:] if pid.isdigit()}
     assert len(pids) == 2 and "never" not in result.stdout
     assert until(lambda: not [pid for pid in pids if running(pid)], timeout=10), pids
+
+
+def test_shutdown_with_a_stopped_worker_returns_once_the_heartbeat_finds_it(
+    pools: list[real.ProcessPool],
+) -> None:
+    p = real.ProcessPool("fifo", workers=2)
+    pools.append(p)  # shut down again after (idempotent) if the test fails midway
+    p.submit(own_pid).result(timeout=SOON)
+    victims = p.worker_pids()
+    running_tasks = [p.submit(nap, 0.3) for _ in range(2)]
+    queued = [p.submit(nap, 0.3) for _ in range(4)]
+    assert until(lambda: all(f.running() for f in running_tasks))
+    for pid in victims:
+        os.kill(pid, signal.SIGSTOP)
+    began = time.monotonic()
+    p.shutdown(wait=True, cancel_futures=True)
+    # Found after heartbeat_timeout (0.2 s), killed, its task run again in a new process.
+    assert time.monotonic() - began < 10.0
+    assert [f.result() for f in running_tasks] == [0.3, 0.3]
+    assert all(f.cancelled() for f in queued)
+    assert not [pid for pid in victims if running(pid)]
