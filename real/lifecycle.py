@@ -29,6 +29,7 @@ from pool.faults import Recovery
 from pool.policies import Policy
 from pool.records import Recorder
 from pool.seeding import run_streams
+from real.locking import new_lock
 from real.locking import take as take_lock
 from real.stats import PoolStats, fail_unstarted, run_all, settle
 from real.supervisor import Supervisor
@@ -96,7 +97,8 @@ class WorkerThreads:
         self.retry_exceptions, self.max_pending = retry_exceptions, max_pending
         self.recorder, self.trace = recorder, trace
         self.initializer, self.initargs = initializer, initargs
-        self.lock = threading.Lock()
+        #: The pool lock (an RLock, see :mod:`real.locking`).
+        self.lock = new_lock()
         #: Notified when queue space frees up (``max_pending``) or the pool shuts down.
         self.space = threading.Condition(self.lock)
         self.items: dict[int, TaskFuture] = {}

@@ -31,7 +31,7 @@ _EPSILON = 1e-9
 class Supervised(Protocol):
     """What the supervisor needs of the pool's threads (:class:`real.lifecycle.WorkerThreads`)."""
 
-    lock: threading.Lock
+    lock: Any  # an RLock (real.locking.new_lock)
     name: str
     policy: Policy
     recovery: Recovery
