@@ -211,6 +211,8 @@ class PoolCore(Generic[W]):
         if recorder is not None:
             recorder.abandon(task, now, outcome)
         delay = self.recovery.retry_delay(backend.attempts(task)) if retryable else None
+        if self.stopped or self.broken is not None:  # nothing would run the retry
+            delay = None
         if delay is None:
             self.counts["failed"] += 1
             if recorder is not None:

@@ -12,13 +12,15 @@ and the parent's heartbeat monitor notices.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import pickle
 import resource
 import threading
 import time
 import traceback
 from collections.abc import Callable
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, wait
 from typing import Any
 
 #: The message that asks a child to end.
@@ -37,9 +39,16 @@ class ResultPicklingError(Exception):
 
 
 def _beat(beat: Any, interval_s: float) -> None:
+    """Write the heartbeat every ``interval_s``; end this process if its parent is gone
+    (a forked child holds the parent's end of the pipes and would never see EOF)."""
+    parent = multiprocessing.parent_process()
+    watched = [] if parent is None else [parent.sentinel]
     while True:
         beat.value = time.monotonic()
-        time.sleep(interval_s)
+        if watched and wait(watched, interval_s):
+            os._exit(1)
+        if not watched:
+            time.sleep(interval_s)
 
 
 Answer = tuple[bool, Any, str, float, int]

@@ -225,6 +225,7 @@ class WorkerThreads:
         if self.broken is not None:
             return
         self.broken, self.shutting_down = broken, True
+        self.core.stopped = True  # no restarts; a running task whose worker dies fails now
         running = {worker.task for worker in self.core.slots.values()}
         for task, item in list(self.items.items()):
             if task not in running:

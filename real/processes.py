@@ -20,6 +20,7 @@ pool's, made by the same pool core and policy. What processes add:
 from __future__ import annotations
 
 import contextlib
+import math
 import multiprocessing
 import pickle
 import time
@@ -30,7 +31,7 @@ from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
 from typing import Any, ClassVar
 
-from real.child import STOP, RemoteTracebackError, serve
+from real.child import STOP, RemoteTracebackError, ResultPicklingError, serve
 from real.lifecycle import LOGGER, WorkerThreads
 from real.task_future import TaskFuture
 from real.worker import ThreadWorker, WorkerCrash
@@ -58,6 +59,8 @@ class ProcessWorker(ThreadWorker):
     origin: float = 0.0
     beat_window: float = 0.0
     tasks_done: int = 0
+    #: Set when the child is to be replaced before its next task (a limit was reached).
+    replace_due: bool = False
     #: The child's peak resident memory as of its last answer (kB).
     peak_kb: int = 0
 
@@ -109,24 +112,32 @@ class WorkerProcesses(WorkerThreads):
     def prepare(self, worker: ThreadWorker) -> bool:
         """Start ``worker``'s child; False if it could not start (its slot restarts) or
         its initializer failed (the pool breaks, as it does after
-        :data:`MAX_FAILED_STARTS` children in a row died while starting)."""
+        :data:`MAX_FAILED_STARTS` children in a row died while starting, or when a child
+        cannot be started at all)."""
         assert isinstance(worker, ProcessWorker)
         if self.broken is not None:
             return False
         try:
-            ready, error = self._start_child(worker)
+            ready, answer = self._start_child(worker)
         except WorkerCrash:
             self._failed_start(worker)
             return False
-        self.failed_starts = 0
-        if not ready:
-            LOGGER.critical("Exception in initializer:", exc_info=error)
-            broken = BrokenProcessPool("a process initializer failed: the pool is not usable")
+        except Exception as error:  # e.g. a start method that cannot start children here
+            broken = BrokenProcessPool(f"a worker process could not be started: {error!r}")
             broken.__cause__ = error
             self.break_and_settle(broken)
-            self._stop_child(worker)
+            return False
+        self.failed_starts = 0
+        if not ready:  # the answer is the initializer's exception
+            self._initializer_failed(answer)
             return False
         return True
+
+    def _initializer_failed(self, error: BaseException) -> None:
+        LOGGER.critical("Exception in initializer:", exc_info=error)
+        broken = BrokenProcessPool("a process initializer failed: the pool is not usable")
+        broken.__cause__ = error
+        self.break_and_settle(broken)
 
     def _failed_start(self, worker: ProcessWorker) -> None:
         code = worker.process.exitcode if worker.process is not None else None
@@ -153,8 +164,9 @@ class WorkerProcesses(WorkerThreads):
         )
         process.start()
         theirs.close()
-        worker.process, worker.conn, worker.tasks_done = process, ours, 0
-        worker.origin, worker.beat_window = self._t0, interval
+        with self.lock:  # pids() and released() read these under the lock
+            worker.process, worker.conn, worker.tasks_done = process, ours, 0
+            worker.origin, worker.beat_window = self._t0, interval
         # "ready", or the initializer's error; a child stuck while starting is killed.
         completed, value = self._receive(worker, START_TIMEOUT_S)
         worker.beat = beat  # judged from now: starting can take longer than a heartbeat
@@ -168,8 +180,13 @@ class WorkerProcesses(WorkerThreads):
             self._stop_child(worker)
 
     def call_elsewhere(self, worker: ThreadWorker, item: TaskFuture) -> tuple[bool, Any]:
-        """Send ``item``'s pickled call to ``worker``'s child and wait for its answer."""
-        assert isinstance(worker, ProcessWorker) and worker.conn is not None
+        """Send ``item``'s pickled call to ``worker``'s child and wait for its answer. A
+        child due for replacement is replaced first: the time that takes does not count
+        against ``task_timeout``, and a result already received is never at stake."""
+        assert isinstance(worker, ProcessWorker)
+        if worker.replace_due:
+            self._replace_child(worker)
+        assert worker.conn is not None
         try:
             worker.conn.send_bytes(item.args[0])
         except OSError:  # the child is gone
@@ -177,12 +194,20 @@ class WorkerProcesses(WorkerThreads):
         outcome = self._receive(worker, item=item)
         worker.tasks_done += 1
         limit, ceiling_kb = self.max_tasks_per_child, self.max_child_memory_kb
-        if (limit is not None and worker.tasks_done >= limit) or (
+        worker.replace_due = (limit is not None and worker.tasks_done >= limit) or (
             ceiling_kb is not None and worker.peak_kb > ceiling_kb
-        ):
-            self._stop_child(worker)
-            self._start_child(worker)
+        )
         return outcome
+
+    def _replace_child(self, worker: ProcessWorker) -> None:
+        worker.replace_due = False
+        self._stop_child(worker)
+        ready, error = self._start_child(worker)  # WorkerCrash: its task is retried
+        if not ready:
+            self._initializer_failed(error)
+            self._child_lost(worker)  # the task never ran: it fails with the pool
+        with self.lock:
+            worker.attempt_start = self.now()
 
     def _receive(
         self, worker: ProcessWorker, timeout: float | None = None, item: TaskFuture | None = None
@@ -198,9 +223,14 @@ class WorkerProcesses(WorkerThreads):
         if conn not in ready:
             self._child_lost(worker)
         try:
-            completed, value, trace, cpu_seconds, worker.peak_kb = pickle.loads(conn.recv_bytes())
+            answer = conn.recv_bytes()
         except (EOFError, OSError):
             self._child_lost(worker)
+        try:
+            completed, value, trace, cpu_seconds, worker.peak_kb = pickle.loads(answer)
+        except Exception as error:  # e.g. an exception class that cannot be rebuilt here
+            failure = ResultPicklingError(f"the task's answer could not be unpickled: {error!r}")
+            completed, value, trace, cpu_seconds = False, failure, "", math.nan
         if item is not None:
             item.cpu_time = cpu_seconds
         if trace:
@@ -219,7 +249,9 @@ class WorkerProcesses(WorkerThreads):
         raise WorkerCrash
 
     def _stop_child(self, worker: ProcessWorker) -> None:
-        process, conn = worker.process, worker.conn
+        with self.lock:  # detached first: pids() and released() read these under the lock
+            process, conn = worker.process, worker.conn
+            worker.process = worker.conn = worker.beat = None
         if process is None or conn is None:
             return
         with contextlib.suppress(OSError):  # the child is gone already
@@ -230,7 +262,6 @@ class WorkerProcesses(WorkerThreads):
             process.join()
         conn.close()
         process.close()
-        worker.process = worker.conn = worker.beat = None
 
     # -- hooks of the core (lock held) --------------------------------------------------
 
@@ -248,10 +279,12 @@ def context_named(mp_context: str | BaseContext | None) -> BaseContext:
     """The multiprocessing context for ``mp_context`` (None: "forkserver" where it exists,
     else "spawn": the parent has threads, and a fork of it can deadlock in the child).
 
-    With the default, the fork server (started on first use) preloads this module's
-    child side and the main module, so that a replacement child is a fork of a process
-    that has imported them already: about 0.9 s less per restart here (a new child
-    otherwise imports ``real``, with numpy and pandas).
+    With the default, the fork server (started on first use) preloads the child side
+    (``real.child``), so that a replacement child is a fork of a process that has
+    imported ``real`` already: about 0.9 s less per restart here (numpy, pandas). This
+    sets the process-wide fork server's preload list; pass ``mp_context`` to keep yours.
+    The main module is not preloaded: a script without an ``if __name__ == "__main__"``
+    guard would run in the fork server.
     """
     if isinstance(mp_context, BaseContext):
         return mp_context
@@ -263,5 +296,5 @@ def context_named(mp_context: str | BaseContext | None) -> BaseContext:
         raise ValueError(f"mp_context must be one of {methods}, got {mp_context!r}")
     context = multiprocessing.get_context(mp_context)
     if default and mp_context == "forkserver":
-        context.set_forkserver_preload(["__main__", "real.child"])
+        context.set_forkserver_preload(["real.child"])
     return context

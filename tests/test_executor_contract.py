@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -95,6 +97,29 @@ def test_a_policy_bug_fails_every_pending_future_and_shutdown_returns(
     closer.start()
     closer.join(SOON)
     assert not closer.is_alive(), "shutdown(wait=True) hung on a broken pool"
+
+
+def test_a_task_whose_worker_dies_after_the_pool_broke_fails_at_once() -> None:
+    class BuggyLater(FIFO):
+        def submit(self, task: int, priority: int, affinity: int, now: float) -> int | None:
+            if task >= 1:
+                raise RuntimeError("policy bug")
+            return super().submit(task, priority, affinity, now)
+
+    # A process pool, so that the running task's worker can be killed for real.
+    p = real.ProcessPool(BuggyLater(), workers=1)
+    try:
+        running = p.submit(time.sleep, 5.0)
+        deadline = time.monotonic() + SOON
+        while not running.running() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with pytest.raises(BrokenPool):
+            p.submit(pow, 2, 2)
+        os.kill(p.worker_pids()[0], signal.SIGKILL)
+        # No retry can run in a broken pool: the future fails, it does not hang.
+        assert isinstance(running.exception(timeout=SOON), real.WorkerLost)
+    finally:
+        p.shutdown(wait=True)
 
 
 def test_the_model_raises_the_same_error_for_the_same_bug() -> None:

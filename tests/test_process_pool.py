@@ -89,6 +89,17 @@ def peak_megabytes() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+class TwoPartError(Exception):
+    """Pickles, but cannot be rebuilt from its args on the other side."""
+
+    def __init__(self, what: str, detail: str) -> None:
+        super().__init__(f"{what}: {detail}")
+
+
+def raise_two_part() -> None:
+    raise TwoPartError("bad", "input")
+
+
 def refuse_to_start() -> None:
     raise RuntimeError("no")
 
@@ -201,6 +212,18 @@ def test_a_result_that_cannot_be_pickled_fails_its_future_alone(
     error = p.submit(lock_result).exception(timeout=SOON)
     assert isinstance(error, ResultPicklingError)
     assert p.submit(square, 4).result(timeout=SOON) == 16
+
+
+def test_an_exception_that_cannot_be_rebuilt_here_fails_its_future_alone(
+    pools: list[real.ProcessPool],
+) -> None:
+    p = real.ProcessPool("fifo", workers=1)
+    pools.append(p)
+    error = p.submit(raise_two_part).exception(timeout=SOON)
+    assert isinstance(error, ResultPicklingError) and "TwoPartError" in str(error)
+    stats = p.stats()
+    assert (stats.failed, stats.retried, stats.restarts) == (1, 0, 0)  # run once
+    assert p.submit(square, 5).result(timeout=SOON) == 25
 
 
 def test_the_initializer_runs_in_every_process_and_a_failing_one_breaks_the_pool(
