@@ -183,18 +183,36 @@ class WorkerThreads:
         task = self.next_id
         self.next_id += 1
         self.items[task] = item
+        queued_before: int | None = None  # unknown if the interrupt comes first
         try:
+            queued_before = self.policy.queued()
             self.core.submit(task, item.priority, item.affinity, self.now())
         except BrokenThreadPool as broken:  # the policy raised: nothing is queued any more
             del self.items[task]
             self.break_pool(broken)
             raise self._broken_error()  # noqa: B904 - its __cause__ is the policy's error
-        except BaseException:  # e.g. Ctrl-C inside the policy: the task never was
-            del self.items[task]
+        except BaseException:  # e.g. Ctrl-C, inside the policy's submit or after it
+            self._interrupted_submit(task, item, queued_before)
             raise
         if item.key is not None:
             self.keys[item.key] = task
         self.unresolved += 1
+
+    def _interrupted_submit(self, task: int, item: TaskFuture, queued_before: int | None) -> None:
+        """A submit was interrupted (its caller gets the exception, not the future). If the
+        policy kept the task, leave it to be found cancelled by the worker that takes it,
+        and wake every worker (one may have been taken off the idle set, not woken)."""
+        try:
+            kept = queued_before is not None and self.policy.queued() > queued_before
+        except Exception:
+            kept = False
+        if not kept:  # the task never was
+            del self.items[task]
+            return
+        item.cancel()
+        self.unresolved += 1
+        for worker in self.core.slots.values():
+            worker.wake.notify()
 
     def _wait_for_space(self, submit_timeout: float | None) -> None:
         deadline = None if submit_timeout is None else time.monotonic() + submit_timeout

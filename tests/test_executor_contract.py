@@ -122,6 +122,33 @@ def test_a_task_whose_worker_dies_after_the_pool_broke_fails_at_once() -> None:
         p.shutdown(wait=True)
 
 
+def test_an_interrupt_after_the_policy_queued_a_task_leaves_the_pool_working(
+    pools: list[real.ThreadedPool],
+) -> None:
+    class InterruptedOnce(FIFO):
+        """Queues task 1, then a Ctrl-C lands before ``submit`` returns."""
+
+        def submit(self, task: int, priority: int, affinity: int, now: float) -> int | None:
+            slot = super().submit(task, priority, affinity, now)
+            if task == 1:
+                raise KeyboardInterrupt
+            return slot
+
+    p = real.ThreadedPool(InterruptedOnce(), workers=1)
+    pools.append(p)
+    gate = threading.Event()
+    p.submit(gate.wait, SOON)  # task 0 holds the worker: task 1 stays queued
+    with pytest.raises(KeyboardInterrupt):
+        p.submit(pow, 2, 1)
+    later = [p.submit(pow, 2, n) for n in range(2, 6)]
+    gate.set()
+    # The policy held task 1: a worker takes it, finds its future cancelled, and goes on;
+    # the pool does not break with "next_task returned task 1, which is not queued".
+    assert [f.result(timeout=SOON) for f in later] == [4, 8, 16, 32]
+    assert wait_until(lambda: p.stats().cancelled == 1), p.stats()
+    p.shutdown(wait=True)  # nothing left unresolved
+
+
 def test_the_model_raises_the_same_error_for_the_same_bug() -> None:
     workload = Workload.poisson(rate=2.0, service=dists.Exponential(0.2), n_tasks=50, seed=1)
     with pytest.raises(BrokenPool) as raised:
