@@ -33,6 +33,7 @@ from typing import Any, ClassVar
 
 from real.child import STOP, RemoteTracebackError, ResultPicklingError, serve
 from real.lifecycle import LOGGER, WorkerThreads
+from real.stats import run_all
 from real.task_future import TaskFuture
 from real.worker import ThreadWorker, WorkerCrash
 
@@ -244,8 +245,7 @@ class WorkerProcesses(WorkerThreads):
             if not worker.declared_dead and self.core.slots.get(worker.slot) is worker:
                 self.core.declare_dead(worker, "detected")
             outcomes = self.take_outcomes()
-        for action in outcomes:
-            action()
+        run_all(outcomes)
         raise WorkerCrash
 
     def _stop_child(self, worker: ProcessWorker) -> None:
