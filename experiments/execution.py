@@ -7,7 +7,8 @@ parameters and the replication), so where and in which order cells run changes n
 in ``results.parquet``.
 
 * serial (the default): cells run one after another in this process.
-* ``jobs > 1``: simulation cells run in a ``ProcessPoolExecutor`` of ``jobs`` processes.
+* ``jobs > 1``: simulation cells run in a ``ProcessPoolExecutor`` of ``jobs`` processes
+  that leave Ctrl-C to this one (:mod:`experiments.local_processes`).
   Cells that measure the real pool (``needs_real``) always run serially.
 * Dask: ``run_cells(..., dask=backend)`` with ``backend = connect_dask(ADDRESS)`` (the
   CLI's ``--dask``) sends the cells to a Dask cluster; see :mod:`experiments.dask_backend`.
@@ -23,7 +24,7 @@ import gc
 import hashlib
 import json
 import socket
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,6 +33,7 @@ from tqdm import tqdm
 
 from experiments import storage
 from experiments.definition import Cell, Context, Experiment, tidy
+from experiments.local_processes import start_processes
 from pool.overhead import Overhead
 
 Todo = list[tuple[tuple[Cell, Context], Path]]
@@ -98,12 +100,12 @@ def run_cells(
         if dask is not None and todo:
             dask.run(experiment, todo, version, bar)
         elif jobs > 1 and not experiment.needs_real and len(todo) > 1:
-            with ProcessPoolExecutor(max_workers=jobs) as executor:
-                futures = [
-                    executor.submit(_run_one, experiment.name, cell, context, path)
-                    for (cell, context), path in todo
-                ]
+            with start_processes(jobs) as executor:
                 try:
+                    futures = [
+                        executor.submit(_run_one, experiment.name, cell, context, path)
+                        for (cell, context), path in todo
+                    ]
                     for future in as_completed(futures):
                         future.result()
                         bar.update()

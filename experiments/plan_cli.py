@@ -11,12 +11,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import multiprocessing
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
+
+from experiments.local_processes import start_processes
 
 Fail = Callable[[str], NoReturn]
 
@@ -194,7 +195,7 @@ def _executor(jobs: int, dask: str | None, fail: Fail) -> Iterator[Executor | No
         finally:
             backend.close()
     elif jobs > 1:
-        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with start_processes(jobs, "spawn") as pool:
             yield pool
     else:
         yield None

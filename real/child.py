@@ -7,7 +7,7 @@ traces) and its peak resident memory so far (``ru_maxrss``, kB on Linux), agains
 the parent may recycle it. An empty message asks it to end. A daemon thread writes
 ``time.monotonic()`` into a shared double every half heartbeat interval: a child that
 is stopped (SIGSTOP) or stuck in C code that holds its interpreter lock falls silent,
-and the parent's heartbeat monitor notices.
+and the parent's heartbeat monitor notices. A child ignores SIGINT: Ctrl-C is the parent's.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import multiprocessing
 import os
 import pickle
 import resource
+import signal
 import threading
 import time
 import traceback
@@ -72,6 +73,9 @@ def serve(
 ) -> None:
     """The child's main: start beating, run ``initializer``, then answer tasks until
     :data:`STOP` or the parent's end of the pipe closes."""
+    # A terminal's Ctrl-C reaches the whole process group: the parent decides what it
+    # stops (its shutdown ends the children), so a running task is not cut in the middle.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_beat, args=(beat, beat_interval_s), daemon=True).start()
     if initializer is not None:
         try:

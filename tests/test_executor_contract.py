@@ -204,14 +204,17 @@ def test_initializer_runs_once_in_every_worker_thread_with_its_args(
 
 EXIT_SCRIPT = textwrap.dedent(
     """
+    import threading
     import time
     import real
 
     pool = real.ThreadedPool("fifo", workers=2)
+    printing = threading.Lock()  # two workers printing at once interleave their lines
 
     def slow(n):
         time.sleep(0.3)
-        print("done", n, flush=True)
+        with printing:
+            print("done", n, flush=True)
 
     def late():
         time.sleep(0.5)

@@ -15,6 +15,8 @@ No test asserts speed beyond generous bounds (the machine is small and shared).
 from __future__ import annotations
 
 import _thread
+import contextlib
+import multiprocessing
 import os
 import shutil
 import signal
@@ -35,6 +37,7 @@ import pytest
 
 import real
 from experiments import storage
+from experiments.local_processes import start_processes
 from pool import FIFO, Recovery
 
 pytestmark = pytest.mark.timeout(180)
@@ -521,6 +524,34 @@ def test_ctrl_c_during_a_parallel_experiment_stops_promptly(
     cells = len(registry.get("theory").grid(True)) * reps
     interrupted = _run_and_interrupt(args, source_snapshot, out)
     _check_interrupted(interrupted, out, cells, in_flight=2 * jobs + 1)
+
+
+def _interrupt_children(stop: threading.Event) -> None:
+    while not stop.is_set():
+        for child in multiprocessing.active_children():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child.pid or 0, signal.SIGINT)
+        time.sleep(0.002)
+
+
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+def test_cell_processes_ignore_ctrl_c_from_their_first_instant(
+    start_method: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Ctrl-C reaches every process of the group; the cell processes leave it to the
+    parent, even one interrupted while it starts (the SIGINT is held until it ignores it)."""
+    stop = threading.Event()
+    interrupter = threading.Thread(target=_interrupt_children, args=(stop,))
+    interrupter.start()
+    try:
+        with start_processes(2, start_method) as executor:
+            time.sleep(0.2)
+            answers = sorted(executor.map(abs, range(-4, 0)))
+    finally:
+        stop.set()
+        interrupter.join()
+    assert answers == [1, 2, 3, 4]
+    assert "Traceback" not in capfd.readouterr().err
 
 
 # ----------------------------------------------------------------------------- atomic_write

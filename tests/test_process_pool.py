@@ -325,24 +325,30 @@ pool = real.ProcessPool("fifo", workers=2)
 print(*[pool.submit(own_pid).result(timeout=30) for _ in range(4)], flush=True)
 print(*pool.worker_pids(), flush=True)
 futures = [pool.submit(nap, 0.2) for _ in range(6)]
-threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+# sys.argv[1]: "process" interrupts this process alone, "group" its whole process group
+# (a terminal's Ctrl-C, which reaches the children as well).
+interrupt = os.kill if sys.argv[1] == "process" else os.killpg
+threading.Timer(0.3, interrupt, (os.getpid(), signal.SIGINT)).start()
 for future in futures:
     future.result()
 print("never", flush=True)
 """
 
 
-def test_ctrl_c_in_the_parent_leaves_no_child_behind() -> None:
+@pytest.mark.parametrize("reaches", ["process", "group"])
+def test_ctrl_c_in_the_parent_leaves_no_child_behind(reaches: str) -> None:
     tests = os.path.dirname(os.path.abspath(__file__))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")])}
     result = subprocess.run(
-        [sys.executable, "-c", INTERRUPTED_SCRIPT],
+        [sys.executable, "-c", INTERRUPTED_SCRIPT, reaches],
         capture_output=True,
         text=True,
         timeout=60,
         env=env,
+        start_new_session=True,
     )
     assert result.returncode != 0 and "KeyboardInterrupt" in result.stderr, result.stderr
+    assert result.stderr.count("Traceback") == 1, result.stderr  # the parent's alone
     pids = {int(pid) for pid in result.stdout.split()[4:] if pid.isdigit()}
     assert len(pids) == 2 and "never" not in result.stdout
     assert until(lambda: not [pid for pid in pids if running(pid)], timeout=10), pids
