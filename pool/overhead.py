@@ -23,7 +23,8 @@ class Overhead:
     ``dispatch``: per task, the pool's own Python code (taking the task, recording it,
     resolving its future), run holding the interpreter lock.
     ``sleep_overshoot``: how much longer than asked a sleep lasts (added to the I/O part).
-    ``thread_start``: time to start a worker thread (added to restarts and scale-ups).
+    ``thread_start``: time to start a worker (added to restarts and scale-ups): a thread,
+    or on the process backend a worker process until it is ready.
     ``cores``: CPU seconds per second the process gets when it computes on many threads
     (infinite: no limit). ``switch_interval``: after how long a thread waiting for the
     interpreter lock asks its holder to drop it. ``gil_handoff``: how long the lock is
@@ -31,7 +32,9 @@ class Overhead:
     ``gil_handoff_busy``: the same while every core is busy computing, when the thread
     the lock passes to must first wait for the scheduler to give it a core (defaults to
     ``gil_handoff``). ``submit``: the Python time of one ``submit`` on the submitting
-    thread, holding the lock.
+    thread, holding the lock. ``remote_call`` (the process backend only): per task, what
+    a call to a worker process adds beyond the parent's ``dispatch``: the child's side of
+    it and the round trip through the pipe, spent on a core outside the parent's lock.
 
     The defaults describe an ideal machine: no costs and unlimited cores; the model then
     still serialises lock-holding computing, with CPython's default switch interval.
@@ -45,11 +48,13 @@ class Overhead:
     gil_handoff: float = 0.0
     gil_handoff_busy: float | None = None
     submit: float = 0.0
+    remote_call: float = 0.0
 
     def __post_init__(self) -> None:
         if self.gil_handoff_busy is None:
             object.__setattr__(self, "gil_handoff_busy", self.gil_handoff)
-        for name in ("dispatch", "sleep_overshoot", "thread_start", "gil_handoff", "submit"):
+        costs = ("dispatch", "sleep_overshoot", "thread_start", "gil_handoff", "submit")
+        for name in (*costs, "remote_call"):
             _validate.non_negative(name, getattr(self, name))
         _validate.non_negative("gil_handoff_busy", self.gil_handoff_busy)
         for name in ("cores", "switch_interval"):

@@ -26,22 +26,33 @@ import numpy as np
 
 from pool import _validate
 from pool.overhead import Overhead
+from pool.policies import _choice
 from pool.records import Recorder
 from pool.tasks import Workload
 from real.threaded_pool import ThreadedPool
 from real.work import LockFreeWork
 
 
-def calibrate(samples: int = 400, sleep_seconds: float = 0.005) -> Overhead:
+def calibrate(
+    samples: int = 400, sleep_seconds: float = 0.005, backend: str = "thread"
+) -> Overhead:
     """Measure this machine's per-task costs, cores and lock hand-over (about 2 s).
 
     ``samples`` sets how many tasks, sleeps and thread starts are timed; each figure is
     a median or a mean over a batch, in seconds (cores: CPU seconds per second).
+    ``backend="process"`` measures a pool of worker processes instead (a few seconds
+    more: :mod:`real.process_calibration`), for ``sim.run(..., backend="process")``.
     """
     samples = _validate.integer_at_least("samples", samples, 10)
     sleep_seconds = _validate.positive("sleep_seconds", sleep_seconds)
+    backend = _choice("backend", backend, ("thread", "process"))
     with _collector_paused():
-        return _measure(samples, sleep_seconds)
+        figures = _measure(samples, sleep_seconds)
+        if backend == "process":
+            from real.process_calibration import process_overhead
+
+            figures = process_overhead(figures, samples)
+    return figures
 
 
 @contextmanager
@@ -76,7 +87,7 @@ def _dispatch(n_tasks: int) -> float:
     from real.injection import Injector
 
     gate = threading.Event()
-    counter = _Counter()
+    counter = DoneCounter()
     nothing = np.zeros(n_tasks + 1)  # the gate is the pool's task 0
     no_slot = np.full(n_tasks + 1, -1, np.int64)
     workload = Workload(nothing, nothing, np.zeros(n_tasks + 1, np.int64), nothing, no_slot)
@@ -99,7 +110,7 @@ def _dispatch(n_tasks: int) -> float:
 def _submit(n_tasks: int) -> float:
     """Per-call time of ``submit`` plus a done-callback, on the submitting thread."""
     gate = threading.Event()
-    counter = _Counter()
+    counter = DoneCounter()
     with ThreadedPool("fifo", workers=1, thread_name_prefix="poolbench-calibrate") as pool:
         pool.submit(gate.wait)
         submit = pool.submit_with
@@ -111,7 +122,7 @@ def _submit(n_tasks: int) -> float:
     return elapsed / n_tasks
 
 
-class _Counter:
+class DoneCounter:
     """A done-callback as cheap as the one :func:`real.run` uses."""
 
     def __init__(self) -> None:

@@ -21,7 +21,7 @@ import pickle
 from collections.abc import Callable, Hashable
 from concurrent.futures import Future
 from multiprocessing.context import BaseContext
-from typing import Any
+from typing import Any, ClassVar
 
 from pool import _validate
 from pool.faults import Recovery
@@ -60,6 +60,9 @@ class ProcessPool(PoolExecutor):
     answering is noticed by heartbeat (``recovery.heartbeat_timeout``) and killed. A C
     call that holds a child's interpreter lock longer than that counts as a hang.
     """
+
+    #: The backend that runs the workers (a subclass may build each attempt's message).
+    _backend_type: ClassVar[type[WorkerProcesses]] = WorkerProcesses
 
     def __init__(
         self,
@@ -105,7 +108,7 @@ class ProcessPool(PoolExecutor):
             recorder=recorder,
             record=record,
             max_rows=max_rows,
-            backend_type=WorkerProcesses,
+            backend_type=self._backend_type,
             context=context,
             max_tasks_per_child=max_tasks_per_child,
             max_child_memory_mb=max_child_memory_mb,

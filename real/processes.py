@@ -31,6 +31,8 @@ from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
 from typing import Any, ClassVar
 
+from pool.faults import Recovery
+from pool.policies import Policy
 from real.child import STOP, RemoteTracebackError, ResultPicklingError, serve
 from real.lifecycle import LOGGER, WorkerThreads
 from real.stats import run_all
@@ -44,6 +46,15 @@ STOP_GRACE_S = 2.0
 MAX_FAILED_STARTS = 3
 #: Seconds a child may take to start (a child stopped while starting is killed then).
 START_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class _Child:
+    """A started child process: its end of the pipe and its heartbeat."""
+
+    process: BaseProcess
+    conn: Connection
+    beat: Any
 
 
 @dataclass(eq=False, slots=True)
@@ -82,7 +93,9 @@ class WorkerProcesses(WorkerThreads):
 
     def __init__(
         self,
-        *args: Any,
+        policy: Policy,
+        recovery: Recovery,
+        *,
         context: Any,
         max_tasks_per_child: int | None,
         max_child_memory_mb: float | None,
@@ -95,7 +108,27 @@ class WorkerProcesses(WorkerThreads):
         )
         #: Children in a row that died before they were ready (no lock: a count).
         self.failed_starts = 0
-        super().__init__(*args, **kwargs)
+        #: The first children, started before the pool's clock (see :meth:`_prestart`).
+        self._prestarted: dict[int, _Child] = {}
+        self.initializer, self.initargs = kwargs.get("initializer"), kwargs.get("initargs", ())
+        self._prestart(kwargs["name"], kwargs["workers"], recovery.heartbeat_interval)
+        super().__init__(policy, recovery, **kwargs)
+
+    def _prestart(self, name: str, workers: int, interval: float) -> None:
+        """Start the first ``workers`` children together and wait (up to
+        :data:`START_TIMEOUT_S`) until each has answered: the pool's clock starts with its
+        workers ready, so the first tasks do not wait for processes to start (nor does a
+        replay's record count that wait). A failed start is dealt with by its slot's
+        thread, as any other (:meth:`prepare`)."""
+        try:
+            children = [self._launch(name, slot, interval) for slot in range(workers)]
+        except Exception:  # e.g. a start method that cannot start children here:
+            return  # each slot's thread meets the error again and breaks the pool
+        self._prestarted = dict(enumerate(children))
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while children and (left := deadline - time.monotonic()) > 0:
+            wait([end for child in children for end in (child.conn, child.process.sentinel)], left)
+            children = [c for c in children if c.process.exitcode is None and not c.conn.poll()]
 
     def pids(self) -> list[int]:
         """Process ids of the live worker processes (lock held)."""
@@ -153,24 +186,32 @@ class WorkerProcesses(WorkerThreads):
                 )
             )
 
-    def _start_child(self, worker: ProcessWorker) -> tuple[bool, Any]:
+    def _launch(self, name: str, slot: int, interval: float) -> _Child:
+        """Start a child for ``slot`` (it answers once ready); heartbeats every half
+        ``interval`` seconds."""
         ours, theirs = self.context.Pipe()
         beat = self.context.RawValue("d", time.monotonic())
-        interval = self.recovery.heartbeat_interval
         process = self.context.Process(
             target=serve,
             args=(theirs, beat, interval / 2, self.initializer, self.initargs),
-            name=f"{self.name}_{worker.slot}",
+            name=f"{name}_{slot}",
             daemon=True,
         )
         process.start()
         theirs.close()
+        return _Child(process, ours, beat)
+
+    def _start_child(self, worker: ProcessWorker) -> tuple[bool, Any]:
+        interval = self.recovery.heartbeat_interval
+        child = self._prestarted.pop(worker.slot, None)
+        if child is None:
+            child = self._launch(self.name, worker.slot, interval)
         with self.lock:  # pids() and released() read these under the lock
-            worker.process, worker.conn, worker.tasks_done = process, ours, 0
+            worker.process, worker.conn, worker.tasks_done = child.process, child.conn, 0
             worker.origin, worker.beat_window = self._t0, interval
         # "ready", or the initializer's error; a child stuck while starting is killed.
         completed, value = self._receive(worker, START_TIMEOUT_S)
-        worker.beat = beat  # judged from now: starting can take longer than a heartbeat
+        worker.beat = child.beat  # judged from now: starting can outlast a heartbeat
         return completed, value
 
     def _work(self, worker: ThreadWorker) -> None:
@@ -179,6 +220,11 @@ class WorkerProcesses(WorkerThreads):
         finally:
             assert isinstance(worker, ProcessWorker)
             self._stop_child(worker)
+            unused = self._prestarted.pop(worker.slot, None)  # the pool broke first
+            if unused is not None:
+                unused.process.kill()
+                unused.process.join()
+                unused.conn.close()
 
     def call_elsewhere(self, worker: ThreadWorker, item: TaskFuture) -> tuple[bool, Any]:
         """Send ``item``'s pickled call to ``worker``'s child and wait for its answer. A
@@ -189,7 +235,7 @@ class WorkerProcesses(WorkerThreads):
             self._replace_child(worker)
         assert worker.conn is not None
         try:
-            worker.conn.send_bytes(item.args[0])
+            worker.conn.send_bytes(self.message(item))
         except OSError:  # the child is gone
             self._child_lost(worker)
         outcome = self._receive(worker, item=item)
@@ -199,6 +245,18 @@ class WorkerProcesses(WorkerThreads):
             ceiling_kb is not None and worker.peak_kb > ceiling_kb
         )
         return outcome
+
+    def message(self, item: TaskFuture) -> bytes:
+        """What the child is sent for this attempt of ``item``: its call, pickled at submit."""
+        call: bytes = item.args[0]
+        return call
+
+    def ready_children(self) -> int:
+        """Worker processes that have started and answered ready (lock held)."""
+        return sum(
+            isinstance(worker, ProcessWorker) and worker.beat is not None
+            for worker in self.core.slots.values()
+        )
 
     def _replace_child(self, worker: ProcessWorker) -> None:
         worker.replace_due = False

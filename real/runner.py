@@ -1,4 +1,4 @@
-"""real.run: replay a workload in wall-clock time through a ThreadedPool and record it.
+"""real.run: replay a workload in wall-clock time through a real pool and record it.
 
 Each task is submitted at its arrival instant (seconds from the pool's start) and its
 service is performed for real: a busy loop for the CPU part, a sleep for the rest. The
@@ -9,6 +9,7 @@ the same schema as ``sim.run``'s.
 from __future__ import annotations
 
 import concurrent.futures
+import pickle
 import threading
 import time
 from collections.abc import Callable
@@ -16,13 +17,19 @@ from typing import Any
 
 from pool import _validate
 from pool.faults import FaultPlan, Recovery, run_faults
-from pool.policies import Policy, resolve
+from pool.policies import Policy, _choice, resolve
 from pool.records import Recorder
 from pool.results import RunResult
 from pool.seeding import run_streams
 from pool.tasks import Workload
 from real.injection import InjectedError, Injector, lock_free_work
+from real.pool_executor import PoolExecutor
+from real.process_replay import SignalInjector, StandIn, by_index, start_process_pool
+from real.processes import WorkerProcesses
 from real.threaded_pool import ThreadedPool
+
+#: The kinds of worker :func:`run` replays on.
+BACKENDS = ("thread", "process")
 
 
 def run(
@@ -34,6 +41,7 @@ def run(
     seed: int = 0,
     timeout: float | None = None,
     perform: Callable[[int], Any] | None = None,
+    backend: str = "thread",
 ) -> RunResult:
     """Run ``workload`` on a real pool of ``workers`` threads under ``policy``.
 
@@ -41,8 +49,15 @@ def run(
     per worker, plus 30 s) bounds the wait; tasks unfinished by then are reported
     ``lost``. Takes as long as the workload lasts in real time. ``perform(task)``, if
     given, is what task ``task`` (its index) does, in place of the stand-in service the
-    workload describes: real code, replayed at the workload's arrivals; the FaultPlan's
-    crashes and hangs then cannot be injected (they interrupt the stand-in service).
+    workload describes: real code, replayed at the workload's arrivals.
+
+    ``backend``: "thread" (a :class:`real.ThreadedPool`; the FaultPlan's crashes and
+    hangs interrupt the stand-in service, so they need it) or "process" (a
+    :class:`real.ProcessPool`: crashes are ``SIGKILL`` of the worker process, hangs
+    ``SIGSTOP`` then ``SIGCONT``, so they reach ``perform`` too; ``perform`` must be
+    picklable; see :mod:`real.process_replay`). The replay starts once every worker
+    process is ready (``meta["workers_ready"]``, pool seconds: arrivals before it wait).
+    Poison tasks need the stand-in service on either backend.
     """
     if not isinstance(workload, Workload):
         raise ValueError(f"workload must be a pool.Workload, got {workload!r}")
@@ -52,9 +67,17 @@ def run(
     recovery = _validate.optional("recovery", recovery, Recovery, Recovery)
     if perform is not None and not callable(perform):
         raise ValueError(f"perform must be a callable of the task index, got {perform!r}")
+    backend = _choice("backend", backend, BACKENDS)
     stand_in_faults = faults.crashes or faults.hangs or faults.crash_mtbf or faults.hang_mtbf
-    if perform is not None and (stand_in_faults or faults.poison_tasks):
-        raise ValueError("faults: crashes, hangs and poison need the stand-in service, not perform")
+    if perform is not None and faults.poison_tasks:
+        raise ValueError("faults: poison tasks need the stand-in service, not perform")
+    if perform is not None and stand_in_faults and backend == "thread":
+        raise ValueError(
+            "faults: crashes and hangs of threads need the stand-in service, not perform "
+            '(backend="process" delivers them as signals)'
+        )
+    if perform is not None and backend == "process":
+        _check_picklable(perform)
     streams = run_streams(seed)
     total_service = float(workload.service.sum())
     if timeout is None:
@@ -64,23 +87,35 @@ def run(
         faults, workload, workers, policy.max_workers, recovery.max_attempts, streams
     )
     recorder = Recorder(workload, workers)
-    # Measured now, not on the pool's clock: the replay must start when the pool does.
-    lock_free = lock_free_work(workload) if perform is None and workload.parts[1].any() else None
-    pool = ThreadedPool(
-        policy,
-        workers,
-        recovery,
-        retry_exceptions=(InjectedError,),
-        seed=seed,
-        thread_name_prefix="poolbench-run",
-        recorder=recorder,
-    )
     poison = frozenset(faults.poison_tasks)
-    injector = Injector(pool._backend, recorder, schedule, failures, poison, lock_free)
+    pool: PoolExecutor
+    injector: Injector | SignalInjector
+    if backend == "thread":
+        # Measured now, not on the pool's clock: the replay must start when the pool does.
+        computes = perform is None and workload.parts[1].any()
+        lock_free = lock_free_work(workload) if computes else None
+        pool = ThreadedPool(
+            policy,
+            workers,
+            recovery,
+            retry_exceptions=(InjectedError,),
+            seed=seed,
+            thread_name_prefix="poolbench-run",
+            recorder=recorder,
+        )
+        injector = Injector(pool._backend, recorder, schedule, failures, poison, lock_free)
+        call: Callable[[int], Any] = perform or injector.perform
+    else:
+        stand_in = None if perform is not None else StandIn.of(workload, failures, poison)
+        pool = start_process_pool(policy, workers, recovery, seed, recorder, stand_in)
+        assert isinstance(pool._backend, WorkerProcesses)
+        injector = SignalInjector(pool._backend, schedule)
+        call = perform or by_index  # the replay pool builds each attempt's message
+    workers_ready = pool.now()
     try:
         injector.start()
         resolved = _Countdown(len(workload))
-        _replay(pool, perform or injector.perform, workload, resolved)
+        _replay(pool, call, workload, resolved)
         resolved.done.wait(timeout)
     finally:
         injector.stop()
@@ -91,8 +126,19 @@ def run(
         "seed": seed,
         "recovery": vars(recovery),
         "end_time": pool.now(),
+        "backend": backend,
+        "workers_ready": workers_ready,
     }
     return recorder.result("real", meta)
+
+
+def _check_picklable(perform: Callable[[int], Any]) -> None:
+    try:
+        pickle.dumps(perform)
+    except Exception as error:
+        raise ValueError(
+            f'perform must be picklable for backend="process" (an importable function): {error}'
+        ) from error
 
 
 class _Countdown:
@@ -113,7 +159,7 @@ class _Countdown:
 
 
 def _replay(
-    pool: ThreadedPool,
+    pool: PoolExecutor,
     perform: Callable[[int], Any],
     workload: Workload,
     resolved: _Countdown,

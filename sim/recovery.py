@@ -48,6 +48,8 @@ class FaultHandler:
         #: Workers declared dead while still running (hung, timed out): their late
         #: results must still be seen and counted after the last task is done.
         self.zombies: list[SimWorker] = []
+        #: Worker processes: one that exits is seen at once (its process sentinel).
+        self.exits_seen = run.config.backend == "process"
 
     def start(self) -> None:
         """Begin injecting the scheduled faults."""
@@ -66,32 +68,41 @@ class FaultHandler:
             return
         worker, extension = reached
         now = self.env.now
-        token = self._silence(worker)
+        token = self._silence(worker, exits=fault.kind == "crash")
         if fault.kind == "crash":
             worker.process.interrupt(("crash", 0.0))
             return
         self.run.at(now + fault.duration, lambda: self._hang_over(worker, token))
         worker.process.interrupt(("hang", extension))
 
-    def _silence(self, worker: SimWorker) -> float:
+    def _silence(self, worker: SimWorker, exits: bool = False) -> float:
         """A crash or a hang stops ``worker``'s heartbeat, unless a silence runs already;
-        returns when the silence began."""
+        returns when the silence began. A worker process that ``exits`` is seen at once."""
         token = worker.silent_since
         if token is None:
             token = worker.silent_since = self.env.now
             self._watch(worker)
+        if exits and self.exits_seen:
+            self.run.at(self.env.now, lambda: self._detect(worker, token))
         return token
 
     def _watch(self, worker: SimWorker) -> None:
         token = worker.silent_since
         assert token is not None
-        detect_at = self.recovery.detection_time(token, worker.serving_since)
+        self.run.at(
+            self.recovery.detection_time(token, worker.serving_since),
+            lambda: self._detect(worker, token),
+        )
 
-        def check() -> None:
-            if worker.silent_since == token and not worker.declared_dead:
-                self.core.declare_dead(worker, "detected")
+    def _detect(self, worker: SimWorker, token: float) -> None:
+        if worker.silent_since == token and not worker.declared_dead:
+            self.core.declare_dead(worker, "detected")
 
-        self.run.at(detect_at, check)
+    def kill(self, worker: SimWorker) -> None:
+        """End a worker process declared dead while it runs (a hang, a task timeout)."""
+        worker.crashed = True
+        if worker.process.is_alive and worker.process is not self.env.active_process:
+            worker.process.interrupt(("crash", 0.0))
 
     def _hang_over(self, worker: SimWorker, token: float) -> None:
         over = self.env.now >= worker.frozen_until
@@ -143,7 +154,7 @@ class FaultHandler:
         """A poison task crashes its worker at once; a task timeout starts counting."""
         if task in self.poison:
             self.core.poisoned(worker, task, self.env.now)
-            self._silence(worker)
+            self._silence(worker, exits=True)
             raise Crashed
         timeout_at = self.recovery.timeout_time(self.env.now)
         if timeout_at is not None:

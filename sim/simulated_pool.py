@@ -19,7 +19,7 @@ from pool import _validate
 from pool.core import STOLE, PoolCore
 from pool.faults import FaultPlan, Recovery
 from pool.overhead import Overhead
-from pool.policies import Policy, resolve
+from pool.policies import Policy, _choice, resolve
 from pool.records import DONE, PENDING, Recorder
 from pool.results import RunResult
 from pool.seeding import run_streams
@@ -30,12 +30,23 @@ from sim.worker import Crashed, SimWorker
 
 SimEvents = Generator[simpy.Event, Any, None]
 
+#: What the model's workers can be (see :class:`SimulatedPool`).
+BACKENDS = ("thread", "process")
+
 
 class SimulatedPool:
     """A discrete-event model of a pool of ``workers`` running ``policy`` over a workload.
 
     ``faults`` and ``recovery`` say what goes wrong and how the pool answers;
     ``overhead`` adds a real pool's per-task costs (see :func:`real.calibrate`).
+
+    ``backend``: what the workers are. "thread" (the default): threads of one process,
+    sharing its interpreter lock. "process" (:class:`real.ProcessPool`): each worker a
+    process with a lock of its own, so a task's lock-holding computing runs beside the
+    others' (only the parent's dispatch, ``overhead.dispatch``, holds the parent's lock),
+    a call also costs ``overhead.remote_call`` on a core, a worker that exits (a crash,
+    a poison task) is seen at once, and a worker declared dead while running (a hang, a
+    task timeout) is killed: it returns no late result.
     """
 
     def __init__(
@@ -46,6 +57,7 @@ class SimulatedPool:
         recovery: Recovery | None = None,
         seed: int = 0,
         overhead: Overhead | None = None,
+        backend: str = "thread",
     ) -> None:
         self.policy = resolve(policy)
         self.workers = _validate.integer_at_least("workers", workers, 1)
@@ -53,6 +65,7 @@ class SimulatedPool:
         self.recovery = _validate.optional("recovery", recovery, Recovery, Recovery)
         self.seed = _validate.integer_at_least("seed", seed, 0)
         self.overhead = _validate.optional("overhead", overhead, Overhead, Overhead)
+        self.backend = _choice("backend", backend, BACKENDS)
 
     def run(self, workload: Workload) -> RunResult:
         """Simulate ``workload`` to the end: every task ``done`` or ``failed``."""
@@ -61,7 +74,8 @@ class SimulatedPool:
         from sim import fast_path
 
         if fast_path.applies(self, workload):
-            return fast_path.run(self, workload, _Run.durations_of(workload, self.overhead))
+            durations = _Run.durations_of(workload, self.overhead, self.backend)
+            return fast_path.run(self, workload, durations)
         return _Run(self, workload).execute()
 
 
@@ -84,7 +98,7 @@ class _Run:
         self.core: PoolCore[SimWorker] = PoolCore(
             self.policy, self.recovery, self, self.rec, overhead.thread_start
         )
-        self.durations = self.durations_of(workload, overhead)
+        self.durations = self.durations_of(workload, overhead, config.backend)
         self.priority = workload.priority.tolist()
         self.affinity = workload.affinity.tolist()
         self.unfinished = len(workload)
@@ -103,18 +117,22 @@ class _Run:
             )
             held, free, wait = workload.parts
             wait = wait + overhead.sleep_overshoot * (wait > 0)
+            if config.backend == "process":  # every child has a lock of its own
+                held, free = 0.0 * held, held + free + overhead.remote_call
             self.parts = list(zip(held.tolist(), free.tolist(), wait.tolist(), strict=True))
-        self.faults = FaultHandler(self, config.faults, config.workers)
         self.config = config
+        self.faults = FaultHandler(self, config.faults, config.workers)
 
     @staticmethod
-    def durations_of(workload: Workload, overhead: Overhead) -> list[float]:
-        """Each task's time on its worker: service, sleep overshoot and dispatch."""
+    def durations_of(workload: Workload, overhead: Overhead, backend: str) -> list[float]:
+        """Each task's time on its worker: service, sleep overshoot and dispatch (and on
+        processes the remote call)."""
         service = workload.service
         if overhead.sleep_overshoot:
             io_part = service * (1.0 - workload.cpu_fraction)
             service = service + overhead.sleep_overshoot * (io_part > 0)
-        durations: list[float] = (service + overhead.dispatch).tolist()
+        per_task = overhead.dispatch + (overhead.remote_call if backend == "process" else 0.0)
+        durations: list[float] = (service + per_task).tolist()
         return durations
 
     def execute(self) -> RunResult:
@@ -170,8 +188,13 @@ class _Run:
         self.finish(task)
 
     def released(self, worker: SimWorker) -> None:
-        """A worker declared dead but still running: its late result is still awaited."""
-        if not worker.crashed:
+        """A worker declared dead but still running: its late result is still awaited
+        (a thread), or it is killed (a process)."""
+        if worker.crashed:
+            return
+        if self.config.backend == "process":
+            self.faults.kill(worker)
+        else:
             self.faults.zombies.append(worker)
 
     # -- tasks -------------------------------------------------------------------------
@@ -302,6 +325,7 @@ def run_meta(config: SimulatedPool, end_time: float) -> dict[str, object]:
         "overhead": config.overhead.as_dict(),
         "recovery": vars(config.recovery),
         "end_time": end_time,
+        "backend": config.backend,
     }
 
 
@@ -313,7 +337,8 @@ def run(
     recovery: Recovery | None = None,
     seed: int = 0,
     overhead: Overhead | None = None,
+    backend: str = "thread",
 ) -> RunResult:
     """Simulate ``workload`` on ``workers`` workers under ``policy``; see :class:`SimulatedPool`."""
-    pool = SimulatedPool(policy, workers, faults, recovery, seed, overhead)
+    pool = SimulatedPool(policy, workers, faults, recovery, seed, overhead, backend)
     return pool.run(workload)

@@ -417,11 +417,13 @@ def test_calibrate_returns_plausible_overhead() -> None:
         "gil_handoff",
         "gil_handoff_busy",
         "submit",
+        "remote_call",
     }
     for name, value in figures.items():
         assert np.isfinite(value), name
         assert value >= 0.0, name
     assert 0.0 < overhead.dispatch < 0.01
+    assert overhead.remote_call == 0.0  # threads make no call to another process
     assert overhead.sleep_overshoot < 0.05
     assert 0.0 < overhead.thread_start < 0.05
     # The process gets at least one core and at most every core the machine has.

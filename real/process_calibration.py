@@ -1,0 +1,108 @@
+"""``real.calibrate(backend="process")``: what a pool of worker processes costs here.
+
+Measured as :func:`real.run` runs a workload on processes (a :class:`ReplayPool`, its
+stand-in service, its done-callback):
+
+* ``dispatch``: the parent's CPU time per task while one worker process drains a full
+  queue of tasks with no service: the dispatching thread's Python (building the call,
+  the pipe, the answer, the future), which holds the parent's interpreter lock.
+* ``remote_call``: the rest of that drain's time per task: the child's side of the call
+  and the round trip through the pipe.
+* ``submit``: one ``submit_with`` and its done-callback on the submitting thread.
+* ``thread_start``: from asking for a worker process to its first answer (the median of
+  a few pools of one process; a child imports the parent's main module first).
+
+The machine's figures (cores, sleep overshoot, the interpreter lock's switch interval
+and hand-over) are the threaded pool's (:mod:`real.calibration`): the parent's
+dispatching threads share one lock as any threads do.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import replace
+
+import numpy as np
+
+from pool.faults import Recovery
+from pool.overhead import Overhead
+from pool.policies import FIFO
+from pool.records import Recorder
+from pool.tasks import Workload
+from real.calibration import DoneCounter
+from real.process_replay import ReplayPool, StandIn, by_index, start_process_pool
+
+#: Seconds the first task holds the single worker while the queue is filled.
+GATE_SECONDS = 0.3
+
+
+def process_overhead(thread_figures: Overhead, samples: int) -> Overhead:
+    """``thread_figures`` (a thread calibration) with the process pool's own costs."""
+    dispatch, remote_call = _drain(samples * 5)
+    return replace(
+        thread_figures,
+        dispatch=dispatch,
+        remote_call=remote_call,
+        submit=_submit(samples * 5),
+        thread_start=_process_start(max(3, samples // 80)),
+    )
+
+
+def _pool(n_tasks: int, gate_seconds: float) -> ReplayPool:
+    """A replay pool of one worker process for ``n_tasks`` tasks of no service, the
+    first of which waits ``gate_seconds``."""
+    waits = np.zeros(n_tasks)
+    waits[0] = gate_seconds
+    nothing = np.zeros(n_tasks)
+    workload = Workload(nothing, waits, np.zeros(n_tasks, np.int64), nothing, np.full(n_tasks, -1))
+    stand_in = StandIn.of(workload, None, frozenset())
+    pool = start_process_pool(FIFO(), 1, Recovery(), 0, Recorder(workload, 1), stand_in)
+    assert isinstance(pool, ReplayPool)
+    return pool
+
+
+def _drain(n_tasks: int) -> tuple[float, float]:
+    """(parent CPU seconds, other seconds) per task of one worker draining its queue."""
+    pool = _pool(n_tasks + 1, GATE_SECONDS)
+    try:
+        counter = DoneCounter()
+        gate = pool.submit_with(by_index, (0,))
+        futures = [pool.submit_with(by_index, (task,)) for task in range(1, n_tasks + 1)]
+        for future in futures:
+            future.add_done_callback(counter)
+        gate.result()
+        wall, cpu = time.perf_counter(), time.process_time()
+        futures[-1].result()
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    finally:
+        pool.shutdown(wait=True)
+    per_task_cpu = cpu / n_tasks
+    return per_task_cpu, max(0.0, wall / n_tasks - per_task_cpu)
+
+
+def _submit(n_tasks: int) -> float:
+    """Per call of ``submit_with`` plus a done-callback, while the worker is held."""
+    pool = _pool(n_tasks + 1, 0.5)
+    try:
+        counter = DoneCounter()
+        pool.submit_with(by_index, (0,))
+        submit = pool.submit_with
+        started = time.perf_counter()
+        for task in range(1, n_tasks + 1):
+            submit(by_index, (task,), priority=0, affinity=None).add_done_callback(counter)
+        elapsed = time.perf_counter() - started
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return elapsed / n_tasks
+
+
+def _process_start(count: int) -> float:
+    """Median seconds from asking for a pool of one worker process to its being ready."""
+    durations = []
+    for _ in range(count):
+        started = time.perf_counter()
+        pool = _pool(1, 0.0)
+        durations.append(time.perf_counter() - started)
+        pool.shutdown(wait=True)
+    return statistics.median(durations)
