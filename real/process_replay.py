@@ -163,8 +163,10 @@ class SignalInjector:
             if not isinstance(worker, ProcessWorker) or worker.declared_dead or core.stopped:
                 return None
             process = worker.process
-            if process is None or process.pid is None or process.exitcode is not None:
-                return None  # its process is starting or gone: nothing to signal
+            if worker.beat is None or process is None or process.pid is None:
+                return None  # its process is starting: not serving yet, as in the model
+            if process.exitcode is not None:
+                return None  # gone already
             pid = process.pid
             core.event(now, fault.kind, worker.slot, worker.task)
             if fault.kind == "crash":
