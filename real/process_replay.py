@@ -23,7 +23,7 @@ import pickle
 import signal
 import threading
 import time
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing import forkserver
 from typing import Any
@@ -33,6 +33,7 @@ from pool.policies import Policy
 from pool.records import Recorder
 from pool.tasks import Workload
 from real.injection import InjectedError
+from real.pool_executor import PoolExecutor
 from real.process_pool import ProcessPool
 from real.processes import START_TIMEOUT_S, ProcessWorker, WorkerProcesses, context_named
 from real.task_future import TaskFuture
@@ -100,17 +101,7 @@ class ReplayPool(ProcessPool):
     (``args=(task,)``) and its call built when each attempt is sent."""
 
     _backend_type = ReplayProcesses
-
-    def _task(
-        self,
-        fn: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        priority: int,
-        affinity: int,
-        key: Hashable | None,
-    ) -> TaskFuture:
-        return TaskFuture(fn, args, kwargs, priority, affinity, key)
+    _task = PoolExecutor._task  # the call is not pickled at submit
 
 
 class SignalInjector:
