@@ -3,19 +3,21 @@
 
 Run from the repository root::
 
-    .venv/bin/python -m benchmarks.process_model                 # 3 rounds, ~2 min
+    .venv/bin/python -m benchmarks.process_model                 # 3 rounds, ~3 min
     .venv/bin/python -m benchmarks.process_model --tasks 200 --rounds 1
 
-Three workloads on 4 worker processes (FIFO), each replayed for real and predicted by the
+Four workloads on 4 worker processes (FIFO), each replayed for real and predicted by the
 model calibrated once at the start, the seed changing per round:
 
 * ``cpu-overload``: Poisson arrivals at 300/s of 10 ms (mean) pure-Python computing:
   more than the machine's cores can serve, so throughput is the cores' (target: the
   prediction within 5%).
 * ``cpu-mixed``: 150/s, 10 ms, 60% computing and 40% waiting.
-* ``kills``: 150/s, 20 ms, 20% computing, a random worker SIGKILLed about every 250 ms
-  and one SIGSTOPped for 0.5 s about every second (targets: throughput within 3%,
-  detection and recovery time within 15%).
+* ``kills``: 100/s of 20 ms (half the workers' capacity), 20% computing, a random
+  worker SIGKILLed about every 250 ms and one SIGSTOPped for 0.5 s about every second
+  (targets: throughput within 3%, detection and recovery time within 15%).
+* ``kills-busy``: the same at 150/s (three quarters of the capacity before the faults
+  take their share), where queueing magnifies every difference; the same targets.
 
 Per case the report gives the medians over rounds of the measured and predicted figures
 and of the relative error (predicted / measured - 1). Figures go to
@@ -45,29 +47,31 @@ FIGURES = ("throughput", "mean_latency", "p95_latency", "detection_time", "recov
 TARGETS = {
     "cpu-overload": {"throughput": 0.05},
     "kills": {"throughput": 0.03, "detection_time": 0.15, "recovery_time": 0.15},
+    "kills-busy": {"throughput": 0.03, "detection_time": 0.15, "recovery_time": 0.15},
 }
+CASES = ("cpu-overload", "cpu-mixed", "kills", "kills-busy")
 
 
 def case(name: str, n_tasks: int, seed: int) -> tuple[Workload, FaultPlan]:
     """The workload and faults of case ``name``."""
-    if name == "cpu-overload":
-        return Workload.poisson(
-            300.0, dists.Exponential(0.010), n_tasks, seed=seed, cpu_fraction=1.0
-        ), FaultPlan()
-    if name == "cpu-mixed":
-        return Workload.poisson(
-            150.0, dists.Exponential(0.010), n_tasks, seed=seed, cpu_fraction=0.6
-        ), FaultPlan()
+    rate, mean, computing = {
+        "cpu-overload": (300.0, 0.010, 1.0),
+        "cpu-mixed": (150.0, 0.010, 0.6),
+        "kills": (100.0, 0.020, 0.2),
+        "kills-busy": (150.0, 0.020, 0.2),
+    }[name]
     workload = Workload.poisson(
-        150.0, dists.Exponential(0.020), n_tasks, seed=seed, cpu_fraction=0.2
+        rate, dists.Exponential(mean), n_tasks, seed=seed, cpu_fraction=computing
     )
+    if not name.startswith("kills"):
+        return workload, FaultPlan()
     return workload, FaultPlan(crash_mtbf=1.0, hang_mtbf=4.0, hang_duration=0.5)
 
 
 def one_round(n_tasks: int, seed: int, overhead: Any, bar: tqdm[Any]) -> dict[str, Any]:
     """Measured and predicted figures of every case, for one seed."""
     rows: dict[str, Any] = {}
-    for name in ("cpu-overload", "cpu-mixed", "kills"):
+    for name in CASES:
         workload, faults = case(name, n_tasks, seed)
         options: dict[str, Any] = {"faults": faults, "recovery": Recovery(), "seed": seed}
         measured = real.run(workload, "fifo", WORKERS, backend="process", **options).summary()
@@ -118,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     load = load_average()
     overhead = real.calibrate(backend="process")
-    with tqdm(total=args.rounds * 3, desc="process model", disable=None) as bar:
+    with tqdm(total=args.rounds * len(CASES), desc="process model", disable=None) as bar:
         rounds = [one_round(args.tasks, seed, overhead, bar) for seed in range(args.rounds)]
     table = summarise(rounds)
     verdicts = {

@@ -35,6 +35,8 @@ class Overhead:
     thread, holding the lock. ``remote_call`` (the process backend only): per task, what
     a call to a worker process adds beyond the parent's ``dispatch``: the child's side of
     it and the round trip through the pipe, spent on a core outside the parent's lock.
+    ``exit_detection`` (the process backend only): from a worker process's exit (a kill)
+    until the pool declares it dead, through its process sentinel.
 
     The defaults describe an ideal machine: no costs and unlimited cores; the model then
     still serialises lock-holding computing, with CPython's default switch interval.
@@ -49,12 +51,13 @@ class Overhead:
     gil_handoff_busy: float | None = None
     submit: float = 0.0
     remote_call: float = 0.0
+    exit_detection: float = 0.0
 
     def __post_init__(self) -> None:
         if self.gil_handoff_busy is None:
             object.__setattr__(self, "gil_handoff_busy", self.gil_handoff)
         costs = ("dispatch", "sleep_overshoot", "thread_start", "gil_handoff", "submit")
-        for name in (*costs, "remote_call"):
+        for name in (*costs, "remote_call", "exit_detection"):
             _validate.non_negative(name, getattr(self, name))
         _validate.non_negative("gil_handoff_busy", self.gil_handoff_busy)
         for name in ("cores", "switch_interval"):

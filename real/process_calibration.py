@@ -9,8 +9,10 @@ stand-in service, its done-callback):
 * ``remote_call``: the rest of that drain's time per task: the child's side of the call
   and the round trip through the pipe.
 * ``submit``: one ``submit_with`` and its done-callback on the submitting thread.
-* ``thread_start``: from asking for a worker process to its first answer (the median of
-  a few pools of one process; a child imports the parent's main module first).
+* ``exit_detection`` and ``thread_start``: the single worker process of a pool is
+  SIGKILLed a few times; the medians of the time from the kill to its worker declared
+  dead, and from its restart to the new process beginning a task (a new process imports
+  the parent's main module first).
 
 The machine's figures (cores, sleep overshoot, the interpreter lock's switch interval
 and hand-over) are the threaded pool's (:mod:`real.calibration`): the parent's
@@ -19,6 +21,8 @@ dispatching threads share one lock as any threads do.
 
 from __future__ import annotations
 
+import os
+import signal
 import statistics
 import time
 from dataclasses import replace
@@ -40,12 +44,14 @@ GATE_SECONDS = 0.3
 def process_overhead(thread_figures: Overhead, samples: int) -> Overhead:
     """``thread_figures`` (a thread calibration) with the process pool's own costs."""
     dispatch, remote_call = _drain(samples * 5)
+    exit_detection, process_start = _restart(max(3, samples // 80))
     return replace(
         thread_figures,
         dispatch=dispatch,
         remote_call=remote_call,
         submit=_submit(samples * 5),
-        thread_start=_process_start(max(3, samples // 80)),
+        thread_start=process_start,
+        exit_detection=exit_detection,
     )
 
 
@@ -97,12 +103,30 @@ def _submit(n_tasks: int) -> float:
     return elapsed / n_tasks
 
 
-def _process_start(count: int) -> float:
-    """Median seconds from asking for a pool of one worker process to its being ready."""
-    durations = []
-    for _ in range(count):
-        started = time.perf_counter()
-        pool = _pool(1, 0.0)
-        durations.append(time.perf_counter() - started)
+def _restart(count: int) -> tuple[float, float]:
+    """Medians over ``count`` SIGKILLs of a pool's one worker process: (from the kill to
+    the worker declared dead, from its restart to the new process beginning a task)."""
+    pool = _pool(count + 1, 0.0)
+    backend, recorder = pool._backend, pool._backend.recorder
+    assert recorder is not None
+    detections, starts = [], []
+    try:
+        pool.submit_with(by_index, (0,)).result()
+        for task in range(1, count + 1):
+            (pid,) = pool.worker_pids()
+            killed = pool.now()
+            os.kill(pid, signal.SIGKILL)
+            pool.submit_with(by_index, (task,)).result()  # run by the new process
+            with backend.lock:
+                detected = _first(recorder.events, "detected", killed)
+                restarted = _first(recorder.events, "restart", detected)
+                detections.append(detected - killed)
+                starts.append(recorder.start[task] - restarted)
+    finally:
         pool.shutdown(wait=True)
-    return statistics.median(durations)
+    return statistics.median(detections), statistics.median(starts)
+
+
+def _first(events: list[tuple[float, str, int, int]], kind: str, since: float) -> float:
+    """The time of the first event of ``kind`` at or after ``since``."""
+    return min(time for time, what, _, _ in events if what == kind and time >= since)

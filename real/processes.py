@@ -23,6 +23,7 @@ import contextlib
 import math
 import multiprocessing
 import pickle
+import threading
 import time
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from typing import Any, ClassVar
 from pool.faults import Recovery
 from pool.policies import Policy
 from real.child import STOP, RemoteTracebackError, ResultPicklingError, serve
+from real.exit_watch import ExitWatcher
 from real.lifecycle import LOGGER, WorkerThreads
 from real.stats import run_all
 from real.task_future import TaskFuture
@@ -112,7 +114,10 @@ class WorkerProcesses(WorkerThreads):
         self._prestarted: dict[int, _Child] = {}
         self.initializer, self.initargs = kwargs.get("initializer"), kwargs.get("initargs", ())
         self._prestart(kwargs["name"], kwargs["workers"], recovery.heartbeat_interval)
+        #: Sees a child exit while its worker is idle (:mod:`real.exit_watch`).
+        self.exits = ExitWatcher(self, kwargs["name"])
         super().__init__(policy, recovery, **kwargs)
+        self.exits.start()
 
     def _prestart(self, name: str, workers: int, interval: float) -> None:
         """Start the first ``workers`` children together and wait (up to
@@ -129,6 +134,12 @@ class WorkerProcesses(WorkerThreads):
         while children and (left := deadline - time.monotonic()) > 0:
             wait([end for child in children for end in (child.conn, child.process.sentinel)], left)
             children = [c for c in children if c.process.exitcode is None and not c.conn.poll()]
+
+    def shutdown(self, wait: bool, cancel_pending: bool) -> None:
+        """As for threads; with ``wait``, the exit watch has ended too on return."""
+        super().shutdown(wait, cancel_pending)
+        if wait and threading.current_thread() is not self.exits.thread:
+            self.exits.thread.join()
 
     def pids(self) -> list[int]:
         """Process ids of the live worker processes (lock held)."""
@@ -212,6 +223,8 @@ class WorkerProcesses(WorkerThreads):
         # "ready", or the initializer's error; a child stuck while starting is killed.
         completed, value = self._receive(worker, START_TIMEOUT_S)
         worker.beat = child.beat  # judged from now: starting can outlast a heartbeat
+        with self.lock:
+            self.exits.changed()
         return completed, value
 
     def _work(self, worker: ThreadWorker) -> None:

@@ -48,8 +48,10 @@ class FaultHandler:
         #: Workers declared dead while still running (hung, timed out): their late
         #: results must still be seen and counted after the last task is done.
         self.zombies: list[SimWorker] = []
-        #: Worker processes: one that exits is seen at once (its process sentinel).
+        #: Worker processes: one that exits is seen through its process sentinel, after
+        #: ``exit_detection``; one that stops looks alive for a while (see _inject).
         self.exits_seen = run.config.backend == "process"
+        self.exit_detection = run.config.overhead.exit_detection
 
     def start(self) -> None:
         """Begin injecting the scheduled faults."""
@@ -68,22 +70,31 @@ class FaultHandler:
             return
         worker, extension = reached
         now = self.env.now
-        token = self._silence(worker, exits=fault.kind == "crash")
+        token = self._silence(worker, exits=fault.kind == "crash", lag=self._beat_lag(fault))
         if fault.kind == "crash":
             worker.process.interrupt(("crash", 0.0))
             return
         self.run.at(now + fault.duration, lambda: self._hang_over(worker, token))
         worker.process.interrupt(("hang", extension))
 
-    def _silence(self, worker: SimWorker, exits: bool = False) -> float:
-        """A crash or a hang stops ``worker``'s heartbeat, unless a silence runs already;
-        returns when the silence began. A worker process that ``exits`` is seen at once."""
+    def _beat_lag(self, fault: Fault) -> float:
+        """How much later than a hang a worker process looks silent: its heartbeat, written
+        every half interval, counts for an interval, so a stopped process looks alive for
+        three quarters of an interval on average (threads: the silence is seen at once)."""
+        if fault.kind != "hang" or not self.exits_seen:
+            return 0.0
+        return 0.75 * self.recovery.heartbeat_interval
+
+    def _silence(self, worker: SimWorker, exits: bool = False, lag: float = 0.0) -> float:
+        """A crash or a hang stops ``worker``'s heartbeat (seen ``lag`` s later), unless a
+        silence runs already; returns when the silence began. A worker process that
+        ``exits`` is seen through its sentinel, after ``exit_detection``."""
         token = worker.silent_since
         if token is None:
-            token = worker.silent_since = self.env.now
+            token = worker.silent_since = self.env.now + lag
             self._watch(worker)
         if exits and self.exits_seen:
-            self.run.at(self.env.now, lambda: self._detect(worker, token))
+            self.run.at(self.env.now + self.exit_detection, lambda: self._detect(worker, token))
         return token
 
     def _watch(self, worker: SimWorker) -> None:

@@ -378,3 +378,19 @@ def test_shutdown_with_a_stopped_worker_returns_once_the_heartbeat_finds_it(
     assert [f.result() for f in running_tasks] == [0.3, 0.3]
     assert all(f.cancelled() for f in queued)
     assert not [pid for pid in victims if running(pid)]
+
+
+def test_an_idle_worker_whose_process_is_killed_is_replaced_before_any_task(
+    pools: list[real.ProcessPool],
+) -> None:
+    # A heartbeat too slow to tell: only the process sentinel can.
+    slow = Recovery(heartbeat_interval=1.0, heartbeat_timeout=30.0, restart_delay=0.01)
+    p = real.ProcessPool("fifo", workers=2, recovery=slow, record=True)
+    pools.append(p)
+    victim = p.worker_pids()[0]
+    os.kill(victim, signal.SIGKILL)
+    assert until(lambda: len(p.worker_pids()) == 2 and victim not in p.worker_pids())
+    futures = [p.submit(square, n) for n in range(8)]
+    assert [f.result(timeout=SOON) for f in futures] == [n * n for n in range(8)]
+    assert (p.trace()["attempts"] == 1).all()  # no task was sent to the dead process
+    assert p.stats().restarts == 1

@@ -195,4 +195,25 @@ def test_calibrating_processes_measures_their_own_costs() -> None:
     figures = real.calibrate(samples=10, backend="process")
     assert figures.dispatch > 0 and figures.remote_call > 0
     assert figures.thread_start > 0 and figures.submit > 0
+    assert 0 < figures.exit_detection < 1.0  # the sentinel, not a heartbeat
     assert _children_end()
+
+
+def test_the_model_sees_an_exit_after_its_calibrated_delay_and_a_stop_by_the_beat_rule() -> None:
+    workload = overloaded()
+    overhead = pool.Overhead(exit_detection=0.004)
+    crashed = sim.run(
+        workload, "fifo", 4, FaultPlan(crashes=[(0.2, 1)]), SLOW_HEARTBEAT, 8, overhead, "process"
+    )
+    crash, detected = events_of(crashed, "crash"), events_of(crashed, "detected")
+    assert float(detected["time"].iloc[0]) == pytest.approx(float(crash["time"].iloc[0]) + 0.004)
+    hang_at = 0.205
+    hung = sim.run(
+        workload, "fifo", 4, FaultPlan(hangs=[(hang_at, 1, 0.6)]), FAST, 8, overhead, "process"
+    )
+    # A stopped process's last beat counts for an interval: it looks silent 3/4 of an
+    # interval later on average, and the heartbeat rule applies from there.
+    seen_silent = hang_at + 0.75 * FAST.heartbeat_interval
+    expected = FAST.detection_time(seen_silent, 0.0)
+    assert float(events_of(hung, "detected")["time"].iloc[0]) == pytest.approx(expected)
+    assert expected > FAST.detection_time(hang_at, 0.0)  # later than a thread's

@@ -418,12 +418,14 @@ def test_calibrate_returns_plausible_overhead() -> None:
         "gil_handoff_busy",
         "submit",
         "remote_call",
+        "exit_detection",
     }
     for name, value in figures.items():
         assert np.isfinite(value), name
         assert value >= 0.0, name
     assert 0.0 < overhead.dispatch < 0.01
-    assert overhead.remote_call == 0.0  # threads make no call to another process
+    # Threads make no call to another process, and no thread exits to be seen.
+    assert overhead.remote_call == 0.0 and overhead.exit_detection == 0.0
     assert overhead.sleep_overshoot < 0.05
     assert 0.0 < overhead.thread_start < 0.05
     # The process gets at least one core and at most every core the machine has.
