@@ -34,6 +34,8 @@ class Context:
     replication: int
     quick: bool
     overhead: Overhead = field(default_factory=Overhead)
+    #: This machine's figures for a pool of worker processes (``needs_processes``).
+    process_overhead: Overhead = field(default_factory=Overhead)
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,8 @@ class Experiment:
     ``grid(quick)`` lists the cells; ``run_cell(cell, context)`` returns tidy rows with
     at least ``backend``, ``metric`` and ``value``; ``charts(results, folder)`` draws PNGs
     and returns their paths. ``needs_real``: the cells measure the real pool, so they
-    never run in parallel and a calibration runs first.
+    never run in parallel and a calibration runs first; ``needs_processes``: some measure
+    a pool of worker processes, so a calibration of those runs too.
     """
 
     name: str
@@ -52,6 +55,7 @@ class Experiment:
     run_cell: Callable[[Cell, Context], list[Row]]
     charts: Callable[[pd.DataFrame, Path], list[Path]]
     needs_real: bool = False
+    needs_processes: bool = False
 
 
 def cell_key(cell: Cell) -> str:

@@ -48,17 +48,18 @@ class CellRunner(Protocol):
         """Run every cell of ``todo``, write its file, and advance ``bar`` once per cell."""
 
 
-def calibration(folder: Path, needs_real: bool) -> Overhead:
-    """This machine's overhead for the model: measured once per result folder and reused,
-    so a resumed run predicts with the figures its earlier cells used."""
+def calibration(folder: Path, needs_real: bool, backend: str = "thread") -> Overhead:
+    """This machine's overhead for the model (of a pool of threads, or with ``backend``
+    "process" of worker processes): measured once per result folder and reused, so a
+    resumed run predicts with the figures its earlier cells used."""
     if not needs_real:
         return Overhead()
-    saved = folder / "calibration.json"
+    saved = folder / ("calibration.json" if backend == "thread" else f"calibration_{backend}.json")
     if saved.is_file():
         return Overhead.from_dict(json.loads(saved.read_text()))
     import real
 
-    overhead = real.calibrate()
+    overhead = real.calibrate(backend=backend)
     storage.write_json(overhead.as_dict(), saved)
     return overhead
 

@@ -61,9 +61,10 @@ def run_experiment(
     cells = experiment.grid(quick)
     config = {"experiment": experiment.name, "quick": quick, "seed": seed, "reps": reps}
     overhead = execution.calibration(folder, experiment.needs_real)
+    of_processes = execution.calibration(folder, experiment.needs_processes, "process")
     version = storage.code_version()
     tasks = [
-        (cell, Context(cell_seed(seed, cell, rep), rep, quick, overhead))
+        (cell, Context(cell_seed(seed, cell, rep), rep, quick, overhead, of_processes))
         for cell in cells
         for rep in range(reps)
     ]
@@ -73,5 +74,7 @@ def run_experiment(
     storage.write_csv(summarize(results), folder / "summary.csv")
     charts = experiment.charts(results, folder)
     metadata = storage.metadata(config, cells, overhead, version, [p.name for p in charts])
+    if experiment.needs_processes:
+        metadata["calibration_process"] = of_processes.as_dict()
     storage.write_json(metadata, folder / "metadata.json")
     return folder

@@ -33,8 +33,8 @@ class Overhead:
     the lock passes to must first wait for the scheduler to give it a core (defaults to
     ``gil_handoff``). ``submit``: the Python time of one ``submit`` on the submitting
     thread, holding the lock. ``remote_call`` (the process backend only): per task, what
-    a call to a worker process adds beyond the parent's ``dispatch``: the child's side of
-    it and the round trip through the pipe, spent on a core outside the parent's lock.
+    a call to a worker process adds beyond the parent's ``dispatch``: the round trip
+    through the pipe (two wake-ups) and the child's side of it, a wait in the model.
     ``exit_detection`` (the process backend only): from a worker process's exit (a kill)
     until the pool declares it dead, through its process sentinel.
 

@@ -51,7 +51,7 @@ def calibrate(
         if backend == "process":
             from real.process_calibration import process_overhead
 
-            figures = process_overhead(figures, samples)
+            figures = process_overhead(figures, samples, sleep_seconds)
     return figures
 
 

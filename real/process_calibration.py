@@ -6,8 +6,9 @@ stand-in service, its done-callback):
 * ``dispatch``: the parent's CPU time per task while one worker process drains a full
   queue of tasks with no service: the dispatching thread's Python (building the call,
   the pipe, the answer, the future), which holds the parent's interpreter lock.
-* ``remote_call``: the rest of that drain's time per task: the child's side of the call
-  and the round trip through the pipe.
+* ``remote_call``: per task of a drain of tasks that each sleep ``sleep_seconds``, the
+  time beyond the sleep, its overshoot and the dispatch: the round trip through the pipe
+  (the wake-ups of both sides) and the child's side of the call.
 * ``submit``: one ``submit_with`` and its done-callback on the submitting thread.
 * ``exit_detection`` and ``thread_start``: the single worker process of a pool is
   SIGKILLed a few times; the medians of the time from the kill to its worker declared
@@ -41,9 +42,11 @@ from real.process_replay import ReplayPool, StandIn, by_index, start_process_poo
 GATE_SECONDS = 0.3
 
 
-def process_overhead(thread_figures: Overhead, samples: int) -> Overhead:
+def process_overhead(thread_figures: Overhead, samples: int, sleep_seconds: float) -> Overhead:
     """``thread_figures`` (a thread calibration) with the process pool's own costs."""
-    dispatch, remote_call = _drain(samples * 5)
+    dispatch, _ = _drain(samples * 5, 0.0)
+    _, beyond_sleep = _drain(samples, sleep_seconds)
+    remote_call = max(0.0, beyond_sleep - dispatch - thread_figures.sleep_overshoot)
     exit_detection, process_start = _restart(max(3, samples // 80))
     return replace(
         thread_figures,
@@ -55,10 +58,10 @@ def process_overhead(thread_figures: Overhead, samples: int) -> Overhead:
     )
 
 
-def _pool(n_tasks: int, gate_seconds: float) -> ReplayPool:
-    """A replay pool of one worker process for ``n_tasks`` tasks of no service, the
-    first of which waits ``gate_seconds``."""
-    waits = np.zeros(n_tasks)
+def _pool(n_tasks: int, gate_seconds: float, wait_seconds: float = 0.0) -> ReplayPool:
+    """A replay pool of one worker process for ``n_tasks`` tasks that wait
+    ``wait_seconds``, the first of which waits ``gate_seconds``."""
+    waits = np.full(n_tasks, wait_seconds)
     waits[0] = gate_seconds
     nothing = np.zeros(n_tasks)
     workload = Workload(nothing, waits, np.zeros(n_tasks, np.int64), nothing, np.full(n_tasks, -1))
@@ -68,9 +71,13 @@ def _pool(n_tasks: int, gate_seconds: float) -> ReplayPool:
     return pool
 
 
-def _drain(n_tasks: int) -> tuple[float, float]:
-    """(parent CPU seconds, other seconds) per task of one worker draining its queue."""
-    pool = _pool(n_tasks + 1, GATE_SECONDS)
+def _drain(n_tasks: int, wait_seconds: float) -> tuple[float, float]:
+    """Per task of one worker draining a queue of tasks that sleep ``wait_seconds``: the
+    parent's CPU seconds, and the wall seconds beyond the sleep. The dispatch is taken
+    from a drain without sleeps (the parent's own work; its idle threads' ticks would
+    count in a slow drain); the round trip from one with sleeps (after a sleep the
+    wake-ups cost more than in a tight loop: 0.7 ms against 0.15 ms a task here)."""
+    pool = _pool(n_tasks + 1, GATE_SECONDS, wait_seconds)
     try:
         counter = DoneCounter()
         gate = pool.submit_with(by_index, (0,))
@@ -84,7 +91,7 @@ def _drain(n_tasks: int) -> tuple[float, float]:
     finally:
         pool.shutdown(wait=True)
     per_task_cpu = cpu / n_tasks
-    return per_task_cpu, max(0.0, wall / n_tasks - per_task_cpu)
+    return per_task_cpu, max(0.0, wall / n_tasks - wait_seconds)
 
 
 def _submit(n_tasks: int) -> float:

@@ -44,9 +44,11 @@ class SimulatedPool:
     sharing its interpreter lock. "process" (:class:`real.ProcessPool`): each worker a
     process with a lock of its own, so a task's lock-holding computing runs beside the
     others' (only the parent's dispatch, ``overhead.dispatch``, holds the parent's lock),
-    a call also costs ``overhead.remote_call`` on a core, a worker that exits (a crash,
-    a poison task) is seen at once, and a worker declared dead while running (a hang, a
-    task timeout) is killed: it returns no late result.
+    a call also waits ``overhead.remote_call`` (the round trip), a worker that exits (a
+    crash, a poison task) is seen after ``overhead.exit_detection``, one that stops looks
+    alive a while longer (its last heartbeat counts for an interval), and a worker
+    declared dead while running (a hang, a task timeout) is killed: it returns no late
+    result.
     """
 
     def __init__(
@@ -118,7 +120,8 @@ class _Run:
             held, free, wait = workload.parts
             wait = wait + overhead.sleep_overshoot * (wait > 0)
             if config.backend == "process":  # every child has a lock of its own
-                held, free = 0.0 * held, held + free + overhead.remote_call
+                held, free = 0.0 * held, held + free
+                wait = wait + overhead.remote_call  # the round trip: wake-ups, not CPU
             self.parts = list(zip(held.tolist(), free.tolist(), wait.tolist(), strict=True))
         self.config = config
         self.faults = FaultHandler(self, config.faults, config.workers)

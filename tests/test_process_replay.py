@@ -193,7 +193,9 @@ def test_calibrating_processes_measures_their_own_costs() -> None:
     with pytest.raises(ValueError, match="backend"):
         real.calibrate(samples=10, backend="teleport")
     figures = real.calibrate(samples=10, backend="process")
-    assert figures.dispatch > 0 and figures.remote_call > 0
+    # The round trip is what a slow drain takes beyond its sleeps, its overshoot and the
+    # dispatch: about half a millisecond here, but a small sample may find it all in those.
+    assert figures.dispatch > 0 and figures.remote_call >= 0
     assert figures.thread_start > 0 and figures.submit > 0
     assert 0 < figures.exit_detection < 1.0  # the sentinel, not a heartbeat
     assert _children_end()
