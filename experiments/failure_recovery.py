@@ -5,6 +5,13 @@ in the real pool with one fault scenario injected, and simulates the same worklo
 the same faults and the calibrated overhead. The rows hold the summary (detection and
 recovery time, retries, lost and duplicate tasks), the fault, detection and restart
 events, and time series of completions and queue length in 0.1 s bins.
+
+Each cell runs on a pool of threads or of worker processes (``pool``). On processes the
+faults are real signals (a crash is SIGKILL of the worker process, a hang SIGSTOP then
+SIGCONT) and the model is that of processes (``sim.run(backend="process")``, calibrated
+by ``real.calibrate(backend="process")``): a killed process is seen at once through its
+sentinel instead of a heartbeat later, and a hung one is killed, so it returns no late
+result.
 """
 
 from __future__ import annotations
@@ -50,15 +57,20 @@ def faults(scenario: str) -> FaultPlan:
     return plans[scenario]
 
 
+POOLS = ("thread", "process")
+
+
 def grid(quick: bool) -> list[Cell]:
-    """Scenarios x policies: the crash under fifo and work-stealing when quick."""
+    """Pools x scenarios x policies: the crash under fifo and work-stealing when quick."""
     if quick:
         return [
-            {"scenario": "crash", "policy": policy, "seconds": 3.5}
+            {"pool": pool, "scenario": "crash", "policy": policy, "seconds": 3.5}
+            for pool in POOLS
             for policy in ("fifo", "work-stealing")
         ]
     return [
-        {"scenario": scenario, "policy": policy, "seconds": 7.0}
+        {"pool": pool, "scenario": scenario, "policy": policy, "seconds": 7.0}
+        for pool in POOLS
         for scenario in ("crash", "hang", "task_failure", "combined")
         for policy in ("fifo", "priority", "work-stealing")
     ]
@@ -79,18 +91,11 @@ def workload(cell: Cell, seed: int) -> Workload:
 def run_cell(cell: Cell, context: Context) -> list[Row]:
     """Measure the scenario in the real pool, then predict it with the calibrated model."""
     tasks, plan = workload(cell, context.seed), faults(cell["scenario"])
-    measured = real.run(
-        tasks, cell["policy"], WORKERS, faults=plan, recovery=RECOVERY, seed=context.seed
-    )
-    predicted = sim.run(
-        tasks,
-        cell["policy"],
-        WORKERS,
-        faults=plan,
-        recovery=RECOVERY,
-        seed=context.seed,
-        overhead=context.overhead,
-    )
+    pool = cell.get("pool", "thread")
+    options = {"faults": plan, "recovery": RECOVERY, "seed": context.seed, "backend": pool}
+    measured = real.run(tasks, cell["policy"], WORKERS, **options)
+    overhead = context.overhead if pool == "thread" else context.process_overhead
+    predicted = sim.run(tasks, cell["policy"], WORKERS, overhead=overhead, **options)
     rows = pair_rows(predicted, measured)
     for result, backend in ((predicted, "sim"), (measured, "real")):
         rows += timelines.series_rows(result, backend, ("completions", "queued"), BIN)
@@ -102,8 +107,13 @@ def draw(results: pd.DataFrame, folder: Path) -> list[Path]:
     """Completions and queue length over time per scenario, the recovery figures as bars
     and CSV, and the accuracy table against the recovery-time target."""
     paths = []
+    if "pool" not in results:  # results of a run before the pool axis
+        results = results.assign(pool="thread")
     for scenario, part in results.groupby("scenario", sort=False):
-        panels = [(str(policy), cell) for policy, cell in part.groupby("policy", sort=True)]
+        panels = [
+            (f"{policy}, {pool}s", cell)
+            for (pool, policy), cell in part.groupby(["pool", "policy"], sort=True)
+        ]
         paths.append(
             timelines.series_grid(
                 panels,
@@ -118,7 +128,7 @@ def draw(results: pd.DataFrame, folder: Path) -> list[Path]:
         )
     summary = summarize(results[results.filter(["time", "event"]).isna().all(axis=1)])
     figures = summary[summary["metric"].isin(RECOVERY_METRICS)].copy()
-    figures["label"] = figures["scenario"] + "\n" + figures["policy"]
+    figures["label"] = figures["scenario"] + "\n" + figures["policy"] + ", " + figures["pool"]
     paths.append(
         charts.paired_bars(
             figures,
@@ -127,7 +137,7 @@ def draw(results: pd.DataFrame, folder: Path) -> list[Path]:
             "Recovery: predicted (hatched) and measured (solid), means over replications",
         )
     )
-    table = figures[["scenario", "policy", "metric", "predicted", "measured", "rel_error"]]
+    table = figures[["pool", "scenario", "policy", "metric", "predicted", "measured", "rel_error"]]
     storage.write_csv(table, folder / "recovery.csv")
     paths.append(folder / "recovery.csv")
     paths.append(accuracy_table(summary, TARGETS, folder / "accuracy.csv"))
@@ -150,4 +160,5 @@ EXPERIMENT = Experiment(
     run_cell=run_cell,
     charts=draw,
     needs_real=True,
+    needs_processes=True,
 )

@@ -65,6 +65,9 @@ class FaultHandler:
             self._inject(fault)
 
     def _inject(self, fault: Fault) -> None:
+        target = self.core.slots.get(fault.worker)
+        if target is not None and target.starting:  # not serving yet: left alone
+            return
         reached = self.core.inject(fault, self.env.now)
         if reached is None:
             return

@@ -97,8 +97,13 @@ class _Run:
         self.rec = Recorder(workload, config.workers)
         self.policy.reset(range(config.workers), self.streams.policy)
         overhead = config.overhead
+        # A thread starts before its slot serves; a worker process is placed in its slot
+        # first and starts its process there (its first task waits for it), as the real
+        # pool's dispatching thread does.
+        self.process_start = overhead.thread_start if config.backend == "process" else 0.0
+        start_cost = overhead.thread_start - self.process_start
         self.core: PoolCore[SimWorker] = PoolCore(
-            self.policy, self.recovery, self, self.rec, overhead.thread_start
+            self.policy, self.recovery, self, self.rec, start_cost
         )
         self.durations = self.durations_of(workload, overhead, config.backend)
         self.priority = workload.priority.tolist()
@@ -124,6 +129,7 @@ class _Run:
                 wait = wait + overhead.remote_call  # the round trip: wake-ups, not CPU
             self.parts = list(zip(held.tolist(), free.tolist(), wait.tolist(), strict=True))
         self.config = config
+        self.started = False
         self.faults = FaultHandler(self, config.faults, config.workers)
 
     @staticmethod
@@ -141,6 +147,7 @@ class _Run:
     def execute(self) -> RunResult:
         for slot in range(self.config.workers):
             self.core.start_worker(slot)
+        self.started = True  # the first processes started with the pool, before its clock
         self.env.process(self._arrivals() if self.cpu is None else threads.submitter(self))
         self.faults.start()
         if self.policy.decision_interval is not None:
@@ -166,6 +173,7 @@ class _Run:
     def spawn(self, slot: int) -> SimWorker:
         """A new worker process for ``slot``, serving from now."""
         worker = SimWorker(slot, self.env.now)
+        worker.starting = self.started and self.process_start > 0
         worker.process = self.env.process(self._work(worker))
         return worker
 
@@ -233,6 +241,9 @@ class _Run:
     # -- workers -----------------------------------------------------------------------
 
     def _work(self, worker: SimWorker) -> SimEvents:
+        if worker.starting:  # its process starts: no task, no fault reaches it meanwhile
+            yield self.env.timeout(self.process_start)
+            worker.starting = False
         try:
             yield from (
                 self._serve(worker) if self.cpu is None else threads.serve_on_cpu(self, worker)

@@ -19,10 +19,12 @@ class SimWorker(WorkerState):
     ``process`` is its SimPy process and ``wake`` the event it waits on while idle;
     ``attempt_end`` is when its running attempt ends if nothing interrupts it.
     ``silent_since`` is when it stopped heartbeating (a crash or a hang), None while
-    healthy.
+    healthy. ``starting``: a worker process placed in its slot whose process is not
+    ready yet (the process backend's restarts and scale-ups).
     """
 
     attempt_end: float = 0.0
     process: Any = None
     wake: Any = None
     silent_since: float | None = None
+    starting: bool = False
