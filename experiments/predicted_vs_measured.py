@@ -2,7 +2,9 @@
 
 Each cell replays one workload (policy x load x workers x service distribution) in the
 real pool and simulates it with the calibrated overhead; the two runs share every
-arrival and service time, so what differs is the pool alone.
+arrival and service time, so what differs is the pool alone. ``pool``: a pool of
+threads, or of worker processes (predicted by ``sim.run(backend="process")`` with
+``real.calibrate(backend="process")``).
 """
 
 from __future__ import annotations
@@ -23,15 +25,20 @@ TARGETS = {"throughput": 0.03, "mean_latency": 0.10, "p95_latency": 0.15}
 
 
 def grid(quick: bool) -> list[Cell]:
-    """Policies x loads x workers x service distributions (a corner of it when quick)."""
-    policies = ["fifo", "priority", "work-stealing"]
+    """Pools x policies x loads x workers x service distributions (a corner of it when
+    quick: worker processes under fifo alone)."""
     loads = [0.5, 0.9] if quick else [0.5, 0.7, 0.9]
     workers = [4] if quick else [2, 4, 8]
     services = ["exponential"] if quick else ["exponential", "lognormal"]
     seconds = 4.0 if quick else 10.0
+    policies = {
+        "thread": ["fifo", "priority", "work-stealing"],
+        "process": ["fifo"] if quick else ["fifo", "priority", "work-stealing"],
+    }
     return [
-        {"policy": p, "load": load, "workers": w, "service": s, "seconds": seconds}
-        for p in policies
+        {"pool": pool, "policy": p, "load": load, "workers": w, "service": s, "seconds": seconds}
+        for pool, names in policies.items()
+        for p in names
         for load in loads
         for w in workers
         for s in services
@@ -53,27 +60,35 @@ def workload(cell: Cell, seed: int) -> Workload:
 def run_cell(cell: Cell, context: Context) -> list[Row]:
     """Measure the cell in the real pool, then predict it with the calibrated model."""
     tasks = workload(cell, context.seed)
-    measured = real.run(tasks, cell["policy"], cell["workers"], seed=context.seed)
-    predicted = sim.run(
-        tasks, cell["policy"], cell["workers"], seed=context.seed, overhead=context.overhead
-    )
+    pool = cell.get("pool", "thread")
+    overhead = context.overhead if pool == "thread" else context.process_overhead
+    options = {"seed": context.seed, "backend": pool}
+    measured = real.run(tasks, cell["policy"], cell["workers"], **options)
+    predicted = sim.run(tasks, cell["policy"], cell["workers"], overhead=overhead, **options)
     return pair_rows(predicted, measured, quantiles=True)
 
 
 def draw(results: pd.DataFrame, folder: Path) -> list[Path]:
     """Parity plots, latency CDF overlays and the accuracy table against the targets."""
+    if "pool" not in results:  # results of a run before the pool axis
+        results = results.assign(pool="thread")
     summary = summarize(results[~results["metric"].str.startswith("latency_q")])
+    summary["pool and policy"] = summary["policy"] + " (" + summary["pool"] + "s)"
     paths = [
         charts.parity(
             summary,
             charts.MAIN_METRICS,
-            "policy",
+            "pool and policy",
             folder / "parity.png",
             "Measured against predicted (each point one cell)",
         )
     ]
     panels = [
-        (f"{c['policy']}, {c['workers']} workers, load {c['load']}, {c['service']}", part)
+        (
+            f"{c['policy']} ({c['pool']}s), {c['workers']} workers, load {c['load']}, "
+            f"{c['service']}",
+            part,
+        )
         for c, part in _cells(results)
     ][:9]
     paths.append(
@@ -89,7 +104,7 @@ def draw(results: pd.DataFrame, folder: Path) -> list[Path]:
 
 
 def _cells(results: pd.DataFrame) -> list[tuple[dict[str, object], pd.DataFrame]]:
-    keys = ["policy", "workers", "load", "service"]
+    keys = ["pool", "policy", "workers", "load", "service"]
     return [
         (dict(zip(keys, values, strict=True)), part)
         for values, part in results.groupby(keys, sort=True)
@@ -103,4 +118,5 @@ EXPERIMENT = Experiment(
     run_cell=run_cell,
     charts=draw,
     needs_real=True,
+    needs_processes=True,
 )
