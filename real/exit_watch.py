@@ -20,10 +20,11 @@ from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from typing import TYPE_CHECKING
 
+from real.process_worker import ProcessWorker
 from real.stats import run_all
 
 if TYPE_CHECKING:
-    from real.processes import ProcessWorker, WorkerProcesses
+    from real.processes import WorkerProcesses
 
 #: Seconds between looks at whether the pool is finished (the watch then ends).
 LOOK_EVERY_S = 0.1
@@ -77,8 +78,6 @@ class ExitWatcher:
 
     def _refresh(self) -> None:
         """Watch every ready child of a serving worker, and no other (lock held)."""
-        from real.processes import ProcessWorker
-
         current = {
             id(worker.process): worker
             for worker in self.processes.core.slots.values()

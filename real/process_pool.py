@@ -28,7 +28,8 @@ from pool.faults import Recovery
 from pool.policies import Policy
 from pool.records import Recorder
 from real.pool_executor import PoolExecutor
-from real.processes import WorkerProcesses, context_named
+from real.process_worker import context_named
+from real.processes import WorkerProcesses
 from real.task_future import TaskFuture
 
 _POOL_NUMBERS = itertools.count()

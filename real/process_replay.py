@@ -35,7 +35,8 @@ from pool.tasks import Workload
 from real.injection import InjectedError
 from real.pool_executor import PoolExecutor
 from real.process_pool import ProcessPool
-from real.processes import START_TIMEOUT_S, ProcessWorker, WorkerProcesses, context_named
+from real.process_worker import ProcessWorker, context_named
+from real.processes import START_TIMEOUT_S, WorkerProcesses
 from real.task_future import TaskFuture
 from real.work import hold_lock_for
 

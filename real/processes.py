@@ -21,15 +21,11 @@ from __future__ import annotations
 
 import contextlib
 import math
-import multiprocessing
 import pickle
 import threading
 import time
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
-from multiprocessing.connection import Connection, wait
-from multiprocessing.context import BaseContext
-from multiprocessing.process import BaseProcess
+from multiprocessing.connection import wait
 from typing import Any, ClassVar
 
 from pool.faults import Recovery
@@ -37,6 +33,7 @@ from pool.policies import Policy
 from real.child import STOP, RemoteTracebackError, ResultPicklingError, serve
 from real.exit_watch import ExitWatcher
 from real.lifecycle import LOGGER, WorkerThreads
+from real.process_worker import Child, ProcessWorker
 from real.stats import run_all
 from real.task_future import TaskFuture
 from real.worker import ThreadWorker, WorkerCrash
@@ -48,43 +45,6 @@ STOP_GRACE_S = 2.0
 MAX_FAILED_STARTS = 3
 #: Seconds a child may take to start (a child stopped while starting is killed then).
 START_TIMEOUT_S = 10.0
-
-
-@dataclass(frozen=True)
-class _Child:
-    """A started child process: its end of the pipe and its heartbeat."""
-
-    process: BaseProcess
-    conn: Connection
-    beat: Any
-
-
-@dataclass(eq=False, slots=True)
-class ProcessWorker(ThreadWorker):
-    """A worker slot's dispatching thread and its current child process.
-
-    ``beat`` is the child's last heartbeat (``time.monotonic``, shared memory);
-    ``origin`` the pool's start on that clock, ``beat_window`` the seconds a beat counts.
-    """
-
-    process: BaseProcess | None = None
-    conn: Connection | None = None
-    beat: Any = None
-    origin: float = 0.0
-    beat_window: float = 0.0
-    tasks_done: int = 0
-    #: Set when the child is to be replaced before its next task (a limit was reached).
-    replace_due: bool = False
-    #: The child's peak resident memory as of its last answer (kB).
-    peak_kb: int = 0
-
-    def alive_at(self, tick: float) -> bool:
-        """Alive as a thread (see :class:`ThreadWorker`) and its child beat lately."""
-        if not ThreadWorker.alive_at(self, tick):
-            return False
-        if self.beat is None:  # its child is starting
-            return True
-        return bool(self.beat.value >= self.origin + tick - self.beat_window)
 
 
 class WorkerProcesses(WorkerThreads):
@@ -111,7 +71,7 @@ class WorkerProcesses(WorkerThreads):
         #: Children in a row that died before they were ready (no lock: a count).
         self.failed_starts = 0
         #: The first children, started before the pool's clock (see :meth:`_prestart`).
-        self._prestarted: dict[int, _Child] = {}
+        self._prestarted: dict[int, Child] = {}
         self.initializer, self.initargs = kwargs.get("initializer"), kwargs.get("initargs", ())
         self._prestart(kwargs["name"], kwargs["workers"], recovery.heartbeat_interval)
         #: Sees a child exit while its worker is idle (:mod:`real.exit_watch`).
@@ -197,7 +157,7 @@ class WorkerProcesses(WorkerThreads):
                 )
             )
 
-    def _launch(self, name: str, slot: int, interval: float) -> _Child:
+    def _launch(self, name: str, slot: int, interval: float) -> Child:
         """Start a child for ``slot`` (it answers once ready); heartbeats every half
         ``interval`` seconds."""
         ours, theirs = self.context.Pipe()
@@ -210,7 +170,7 @@ class WorkerProcesses(WorkerThreads):
         )
         process.start()
         theirs.close()
-        return _Child(process, ours, beat)
+        return Child(process, ours, beat)
 
     def _start_child(self, worker: ProcessWorker) -> tuple[bool, Any]:
         interval = self.recovery.heartbeat_interval
@@ -344,28 +304,3 @@ class WorkerProcesses(WorkerThreads):
         if process is not None and process.exitcode is None:
             process.kill()
         super().released(worker)
-
-
-def context_named(mp_context: str | BaseContext | None) -> BaseContext:
-    """The multiprocessing context for ``mp_context`` (None: "forkserver" where it exists,
-    else "spawn": the parent has threads, and a fork of it can deadlock in the child).
-
-    With the default, the fork server (started on first use) preloads the child side
-    (``real.child``), so that a replacement child is a fork of a process that has
-    imported ``real`` already: about 0.9 s less per restart here (numpy, pandas). This
-    sets the process-wide fork server's preload list; pass ``mp_context`` to keep yours.
-    The main module is not preloaded: a script without an ``if __name__ == "__main__"``
-    guard would run in the fork server.
-    """
-    if isinstance(mp_context, BaseContext):
-        return mp_context
-    methods = multiprocessing.get_all_start_methods()
-    default = mp_context is None
-    if mp_context is None:
-        mp_context = "forkserver" if "forkserver" in methods else "spawn"
-    if mp_context not in methods:
-        raise ValueError(f"mp_context must be one of {methods}, got {mp_context!r}")
-    context = multiprocessing.get_context(mp_context)
-    if default and mp_context == "forkserver":
-        context.set_forkserver_preload(["real.child"])
-    return context
