@@ -362,6 +362,8 @@ class WorkerThreads:
                 take_lock(lock)
                 try:
                     now = clock()
+                    if task >= 0 and (worker.crashed or now < worker.frozen_until):
+                        now = self._serve_late_fault(worker)
                     done = self._finish(worker, task, outcome, value, now) if task >= 0 else None
                     # An idle worker keeps no result alive: only ``result``, until settled.
                     result, value = (value if done is not None else None), None
@@ -408,6 +410,19 @@ class WorkerThreads:
                 item = None
         except WorkerCrash:
             return  # a crash: the thread ends without a word, the monitor will notice
+
+    def _serve_late_fault(self, worker: ThreadWorker) -> float:
+        """An injected crash or hang reached ``worker`` after its attempt's last look for
+        one: the attempt does not end before the fault is served, as in the model (a crash
+        ends the thread; a hang holds the result until it is over). Lock held; returns
+        the time after."""
+        while True:
+            if worker.crashed:
+                raise WorkerCrash
+            now = self.now()
+            if now >= worker.frozen_until:
+                return now
+            worker.wake.wait(worker.frozen_until - now)
 
     def call_elsewhere(self, worker: ThreadWorker, item: TaskFuture) -> tuple[bool, Any]:
         """Run ``item`` for ``worker`` elsewhere: (True, result) or (False, exception)."""
