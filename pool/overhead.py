@@ -6,9 +6,13 @@ Times are seconds.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import asdict, dataclass
 from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 from pool import _validate
 
@@ -35,6 +39,11 @@ class Overhead:
     thread, holding the lock. ``remote_call`` (the process backend only): per task, what
     a call to a worker process adds beyond the parent's ``dispatch``: the round trip
     through the pipe (two wake-ups) and the child's side of it, a wait in the model.
+    ``remote_call_curve`` (optional): the same as ``(task seconds, remote call seconds)``
+    points, sorted by task seconds, when the round trip depends on how long the task kept
+    the parent's thread waiting (a side that waited long wakes slowly: 0.02 ms after a
+    no-op task, 0.5 ms after a 5 ms sleep here); a task's remote call is interpolated
+    between the points (held at the end points beyond them). Empty: ``remote_call``.
     ``exit_detection`` (the process backend only): from a worker process's exit (a kill)
     until the pool declares it dead, through its process sentinel.
 
@@ -52,6 +61,7 @@ class Overhead:
     submit: float = 0.0
     remote_call: float = 0.0
     exit_detection: float = 0.0
+    remote_call_curve: tuple[tuple[float, float], ...] = ()
 
     def __post_init__(self) -> None:
         if self.gil_handoff_busy is None:
@@ -60,6 +70,7 @@ class Overhead:
         for name in (*costs, "remote_call", "exit_detection"):
             _validate.non_negative(name, getattr(self, name))
         _validate.non_negative("gil_handoff_busy", self.gil_handoff_busy)
+        object.__setattr__(self, "remote_call_curve", _curve(self.remote_call_curve))
         for name in ("cores", "switch_interval"):
             value = getattr(self, name)
             if not (isinstance(value, float | int) and value == math.inf):
@@ -76,7 +87,15 @@ class Overhead:
         """:attr:`gil_handoff_busy`, never None (it defaults to :attr:`gil_handoff`)."""
         return self.gil_handoff if self.gil_handoff_busy is None else self.gil_handoff_busy
 
-    def as_dict(self) -> dict[str, float]:
+    def remote_calls(self, service: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """The remote call of each task of ``service`` seconds (see ``remote_call_curve``)."""
+        if not self.remote_call_curve:
+            return np.full(len(service), self.remote_call)
+        task_seconds, remote_seconds = zip(*self.remote_call_curve, strict=True)
+        remote: npt.NDArray[np.float64] = np.interp(service, task_seconds, remote_seconds)
+        return remote
+
+    def as_dict(self) -> dict[str, Any]:
         """The figures by name, for metadata."""
         return asdict(self)
 
@@ -92,5 +111,25 @@ class Overhead:
     @classmethod
     def from_dict(cls, figures: dict[str, Any]) -> Overhead:
         """The inverse of :meth:`as_dict`; figures it does not know are ignored."""
-        known = {name: float(figures[name]) for name in cls.__dataclass_fields__ if name in figures}
+        known: dict[str, Any] = {
+            name: figures[name] if name == "remote_call_curve" else float(figures[name])
+            for name in cls.__dataclass_fields__
+            if name in figures
+        }
         return cls(**known)
+
+
+def _curve(points: Any) -> tuple[tuple[float, float], ...]:
+    """``points`` as a sorted tuple of (task seconds, remote call seconds), checked."""
+    try:
+        curve = tuple((float(task), float(remote)) for task, remote in points)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"remote_call_curve must be (task seconds, remote call seconds) pairs, got {points!r}"
+        ) from None
+    for task, remote in curve:
+        _validate.non_negative("remote_call_curve", task)
+        _validate.non_negative("remote_call_curve", remote)
+    if any(later[0] <= earlier[0] for earlier, later in itertools.pairwise(curve)):
+        raise ValueError(f"remote_call_curve must rise in task seconds, got {points!r}")
+    return curve

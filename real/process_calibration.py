@@ -8,7 +8,10 @@ stand-in service, its done-callback):
   the pipe, the answer, the future), which holds the parent's interpreter lock.
 * ``remote_call``: per task of a drain of tasks that each sleep ``sleep_seconds``, the
   time beyond the sleep, its overshoot and the dispatch: the round trip through the pipe
-  (the wake-ups of both sides) and the child's side of the call.
+  (the wake-ups of both sides) and the child's side of the call. The same for tasks of
+  other lengths (none, 1 ms, 2 ms, 20 ms) gives ``remote_call_curve``: a side that waited
+  longer wakes more slowly (0.02 ms a task in a drain of no-op tasks, 0.5 ms after 5 ms
+  sleeps here).
 * ``submit``: one ``submit_with`` and its done-callback on the submitting thread.
 * ``exit_detection`` and ``thread_start``: the single worker process of a pool is
   SIGKILLed a few times; the medians of the time from the kill to its worker declared
@@ -40,18 +43,25 @@ from real.process_replay import ReplayPool, StandIn, by_index, start_process_poo
 
 #: Seconds the first task holds the single worker while the queue is filled.
 GATE_SECONDS = 0.3
+#: Task lengths (s) at which the remote call is measured besides none and ``sleep_seconds``.
+CURVE_SECONDS = (0.001, 0.002, 0.02)
 
 
 def process_overhead(thread_figures: Overhead, samples: int, sleep_seconds: float) -> Overhead:
     """``thread_figures`` (a thread calibration) with the process pool's own costs."""
-    dispatch, _ = _drain(samples * 5, 0.0)
-    _, beyond_sleep = _drain(samples, sleep_seconds)
-    remote_call = max(0.0, beyond_sleep - dispatch - thread_figures.sleep_overshoot)
+    dispatch, beyond_nothing = _drain(samples * 5, 0.0)
+    curve = [(0.0, max(0.0, beyond_nothing - dispatch))]
+    for task_seconds in sorted({*CURVE_SECONDS, sleep_seconds}):
+        n_tasks = max(10, round(samples * min(1.0, sleep_seconds / task_seconds)))
+        _, beyond_sleep = _drain(n_tasks, task_seconds)
+        remote = beyond_sleep - dispatch - thread_figures.sleep_overshoot
+        curve.append((task_seconds, max(0.0, remote)))
     exit_detection, process_start = _restart(max(3, samples // 80))
     return replace(
         thread_figures,
         dispatch=dispatch,
-        remote_call=remote_call,
+        remote_call=dict(curve)[sleep_seconds],
+        remote_call_curve=tuple(curve),
         submit=_submit(samples * 5),
         thread_start=process_start,
         exit_detection=exit_detection,

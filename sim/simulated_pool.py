@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator
 from typing import Any
 
+import numpy as np
 import simpy
 
 from pool import _validate
@@ -44,7 +45,8 @@ class SimulatedPool:
     sharing its interpreter lock. "process" (:class:`real.ProcessPool`): each worker a
     process with a lock of its own, so a task's lock-holding computing runs beside the
     others' (only the parent's dispatch, ``overhead.dispatch``, holds the parent's lock),
-    a call also waits ``overhead.remote_call`` (the round trip), a worker that exits (a
+    a call also waits its remote call (the round trip, ``overhead.remote_calls``: after
+    a task of that length), a worker that exits (a
     crash, a poison task) is seen after ``overhead.exit_detection``, one that stops looks
     alive a while longer (its last heartbeat counts for an interval), and a worker
     declared dead while running (a hang, a task timeout) is killed: it returns no late
@@ -126,7 +128,7 @@ class _Run:
             wait = wait + overhead.sleep_overshoot * (wait > 0)
             if config.backend == "process":  # every child has a lock of its own
                 held, free = 0.0 * held, held + free
-                wait = wait + overhead.remote_call  # the round trip: wake-ups, not CPU
+                wait = wait + overhead.remote_calls(workload.service)  # wake-ups, not CPU
             self.parts = list(zip(held.tolist(), free.tolist(), wait.tolist(), strict=True))
         self.config = config
         self.started = False
@@ -140,7 +142,9 @@ class _Run:
         if overhead.sleep_overshoot:
             io_part = service * (1.0 - workload.cpu_fraction)
             service = service + overhead.sleep_overshoot * (io_part > 0)
-        per_task = overhead.dispatch + (overhead.remote_call if backend == "process" else 0.0)
+        per_task = np.full(len(service), overhead.dispatch)
+        if backend == "process":
+            per_task += overhead.remote_calls(workload.service)
         durations: list[float] = (service + per_task).tolist()
         return durations
 

@@ -485,6 +485,13 @@ def test_fault_plan(call: Callable[[], object], pattern: str) -> None:
     ("overhead", lambda: Overhead(dispatch=-1e-6), "dispatch"),
     ("overhead-sleep", lambda: Overhead(sleep_overshoot=NAN), "sleep_overshoot"),
     ("overhead-thread", lambda: Overhead(thread_start=-1.0), "thread_start"),
+    ("overhead-curve", lambda: Overhead(remote_call_curve=((0.0, -1.0),)), "remote_call_curve"),
+    ("overhead-curve-pairs", lambda: Overhead(remote_call_curve=(1.0, 2.0)), "remote_call_curve"),
+    (
+        "overhead-curve-order",
+        lambda: Overhead(remote_call_curve=((0.005, 1e-4), (0.001, 1e-4))),
+        "remote_call_curve",
+    ),
 )
 def test_recovery_and_overhead(call: Callable[[], object], pattern: str) -> None:
     check(call, pattern)

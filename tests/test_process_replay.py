@@ -10,6 +10,8 @@ survived; failures are drawn per attempt. Only behaviour is asserted, never spee
 
 from __future__ import annotations
 
+import json
+import math
 import multiprocessing
 import time
 from collections.abc import Callable
@@ -196,9 +198,37 @@ def test_calibrating_processes_measures_their_own_costs() -> None:
     # The round trip is what a slow drain takes beyond its sleeps, its overshoot and the
     # dispatch: about half a millisecond here, but a small sample may find it all in those.
     assert figures.dispatch > 0 and figures.remote_call >= 0
+    task_seconds = [task for task, _ in figures.remote_call_curve]
+    assert task_seconds == [0.0, 0.001, 0.002, 0.005, 0.02]
+    assert dict(figures.remote_call_curve)[0.005] == figures.remote_call
     assert figures.thread_start > 0 and figures.submit > 0
     assert 0 < figures.exit_detection < 1.0  # the sentinel, not a heartbeat
     assert _children_end()
+
+
+@pytest.mark.parametrize("cores", [math.inf, 2.0], ids=["no-cpu-model", "cpu-model"])
+def test_the_model_waits_the_remote_call_of_each_tasks_length(cores: float) -> None:
+    """A task's remote call is interpolated on the calibrated curve by the task's length:
+    none after a no-op task, the long tasks' figure after a long one."""
+    curve = ((0.0, 0.0), (0.010, 0.002), (0.020, 0.004))
+    overhead = pool.Overhead(cores=cores, remote_call=0.003, remote_call_curve=curve)
+    services = [0.0, 0.005, 0.010, 0.030]
+    workload = Workload(
+        np.zeros(4), np.array(services), np.zeros(4, np.int64), np.zeros(4), np.full(4, -1)
+    )
+    tasks = sim.run(workload, "fifo", 1, overhead=overhead, backend="process").tasks
+    took = (tasks["end"] - tasks["start"]).to_numpy()
+    remote = np.array([0.0, 0.001, 0.002, 0.004])
+    assert took == pytest.approx(np.array(services) + remote, abs=1e-9)
+    threads = sim.run(workload, "fifo", 1, overhead=overhead).tasks  # no remote call
+    assert (threads["end"] - threads["start"]).to_numpy() == pytest.approx(services, abs=1e-9)
+    flat = pool.Overhead(cores=cores, remote_call=0.003)
+    tasks = sim.run(workload, "fifo", 1, overhead=flat, backend="process").tasks
+    assert (tasks["end"] - tasks["start"]).to_numpy() == pytest.approx(
+        np.array(services) + 0.003, abs=1e-9
+    )
+    again = pool.Overhead.from_dict(json.loads(json.dumps(overhead.as_dict())))
+    assert again == overhead
 
 
 def test_the_model_sees_an_exit_after_its_calibrated_delay_and_a_stop_by_the_beat_rule() -> None:
