@@ -22,7 +22,7 @@ import weakref
 from collections.abc import Callable, Hashable
 from concurrent.futures import BrokenExecutor, CancelledError, Future
 from concurrent.futures.thread import BrokenThreadPool
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pool.core import STOLE, PoolCore
 from pool.faults import Recovery
@@ -36,6 +36,9 @@ from real.supervisor import Supervisor
 from real.task_future import TaskFuture
 from real.task_trace import TaskTrace
 from real.worker import ThreadWorker, WorkerCrash
+
+if TYPE_CHECKING:
+    from real.journal import Journal
 
 #: The standard executors' logger: a failing initializer is reported there, as by them.
 LOGGER = logging.getLogger("concurrent.futures")
@@ -97,6 +100,8 @@ class WorkerThreads:
         self.retry_exceptions, self.max_pending = retry_exceptions, max_pending
         self.recorder, self.trace = recorder, trace
         self.initializer, self.initargs = initializer, initargs
+        #: The pool's journal (set by the pool once it is open), told of every attempt.
+        self.journal: Journal | None = None
         #: The pool lock (an RLock, see :mod:`real.locking`).
         self.lock = new_lock()
         #: Notified when queue space frees up (``max_pending``) or the pool shuts down.
@@ -158,8 +163,9 @@ class WorkerThreads:
             self.core.submit(task, item.priority, item.affinity, self.now())
 
     def attempts(self, task: int) -> int:
-        """Attempts of ``task`` begun so far."""
-        return self.items[task].attempts
+        """Attempts of ``task`` begun so far (with those before a journal's restart)."""
+        item = self.items[task]
+        return item.resumed + item.attempts
 
     def failed(self, task: int, error: BaseException) -> None:
         """``task`` failed for good: its future gets ``error`` (outside the lock)."""
@@ -498,6 +504,8 @@ class WorkerThreads:
         self.core.begin(worker, task, now)
         worker.attempt_start = now
         item.attempts += 1
+        if self.journal is not None:
+            self.journal.started(item, worker.slot)
         if self.trace is not None:
             item.started, item.worker, item.cpu_time = now, worker.slot, math.nan
         if self.max_pending is not None:

@@ -14,7 +14,7 @@ import weakref
 from collections.abc import Callable, Hashable
 from concurrent.futures import Executor, Future
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -29,6 +29,10 @@ from real.task_future import TaskFuture
 from real.task_trace import TaskTrace
 from real.task_trace import save as save_frame
 from real.worker import ThreadWorker
+
+if TYPE_CHECKING:
+    from real.journal import Journal
+    from real.journal.store import Row
 
 
 class PoolExecutor(Executor):
@@ -53,10 +57,14 @@ class PoolExecutor(Executor):
         recorder: Recorder | None,
         record: bool,
         max_rows: int,
+        journal: str | os.PathLike[str] | None = None,
+        journal_encoding: str = "json",
+        journal_results: bool = False,
         backend_type: type[WorkerThreads] = WorkerThreads,
         **backend_options: Any,
     ) -> None:
-        """Check the options and start the workers (subclasses' ``__init__`` call it)."""
+        """Check the options, open the journal and start the workers, then queue the
+        journal's unfinished tasks (subclasses' ``__init__`` call it)."""
         self.policy = resolve(policy)
         self.workers = _validate.integer_at_least("workers", workers, 1)
         self.recovery = _validate.optional("recovery", recovery, Recovery, Recovery)
@@ -80,14 +88,53 @@ class PoolExecutor(Executor):
             raise TypeError(f"initializer must be a callable, got {initializer!r}")
         if not isinstance(initargs, tuple):
             raise TypeError(f"initargs must be a tuple, got {initargs!r}")
+        self.journal: Journal | None = None
+        if journal is not None:
+            from real.journal import Journal  # sqlite3 and the codec only when used
+
+            if not isinstance(journal, str | os.PathLike):
+                raise TypeError(f"journal must be a path, got {journal!r}")
+            self.journal = Journal(journal, journal_encoding, journal_results)
+        try:
+            self._start(
+                backend_type,
+                seed,
+                name,
+                initializer,
+                initargs,
+                recorder,
+                record,
+                max_rows,
+                backend_options,
+            )
+        except BaseException:
+            if self.journal is not None:
+                self.journal.close()
+            raise
+        if self.journal is not None:
+            self._backend.journal = self.journal
+            self._resume(self.journal)
+
+    def _start(
+        self,
+        backend_type: type[WorkerThreads],
+        seed: int,
+        name: str,
+        initializer: Callable[..., object] | None,
+        initargs: tuple[Any, ...],
+        recorder: Recorder | None,
+        record: bool,
+        max_rows: int,
+        backend_options: dict[str, Any],
+    ) -> None:
         self._backend = backend_type(
             self.policy,
             self.recovery,
             workers=self.workers,
             seed=seed,
             name=name,
-            retry_exceptions=retry_exceptions,
-            max_pending=max_pending,
+            retry_exceptions=self.retry_exceptions,
+            max_pending=self.max_pending,
             recorder=recorder,
             trace=TaskTrace(max_rows, self.workers) if record else None,
             initializer=initializer,
@@ -97,6 +144,22 @@ class PoolExecutor(Executor):
         # A pool dropped without shutdown: its supervisor sees this and ends the threads
         # once the queued tasks are done (no lock taken here: it may run inside the GC).
         weakref.finalize(self, _dropped, self._backend).atexit = False
+
+    def _resume(self, journal: Journal) -> None:
+        """Queue the journal's unfinished tasks, with the attempts they had."""
+        for row in journal.unfinished():
+
+            def make(
+                fn: Callable[..., Any],
+                args: tuple[Any, ...],
+                kwargs: dict[str, Any],
+                row: Row = row,
+            ) -> TaskFuture:
+                return self._task(fn, args, kwargs, row.priority, row.affinity, row.key)
+
+            item = journal.revive(row, self.recovery.max_attempts, make)
+            if item is not None:
+                self._enqueue(item)
 
     def now(self) -> float:
         """Seconds since the pool began (``time.monotonic`` based)."""
@@ -109,6 +172,8 @@ class PoolExecutor(Executor):
         future. Raises RuntimeError after shutdown, BrokenThreadPool once broken."""
         if not callable(fn):
             raise TypeError(f"fn must be callable, got {fn!r}")
+        if self.journal is not None:
+            return self._journaled(fn, args, kwargs, 0, -1, None)
         return self._enqueue(TaskFuture(fn, args, kwargs, 0, -1))
 
     def submit_with(
@@ -123,7 +188,12 @@ class PoolExecutor(Executor):
     ) -> Future[Any]:
         """Schedule ``fn(*args, **kwargs)`` with the pool's own options: ``priority`` (0 is
         most urgent), ``affinity`` (a preferred worker slot) and ``key`` (the caller's id
-        for the task, unique among the pool's unfinished tasks). Returns its future."""
+        for the task, unique among the pool's unfinished tasks). Returns its future.
+
+        With a journal, ``key`` is a str, unique in the journal: a key it already holds
+        returns that task's future: the live one while the task is unsettled, else one
+        resolved at once from the journal (its result, or a
+        :class:`real.journal.JournaledTaskError` with the recorded error's text)."""
         if not callable(fn):
             raise TypeError(f"fn must be callable, got {fn!r}")
         if type(priority) is not int or priority < 0:  # the common case checked cheaply
@@ -132,7 +202,36 @@ class PoolExecutor(Executor):
         if key is not None and not isinstance(key, Hashable):
             raise TypeError(f"key must be hashable, got {key!r}")
         kwargs = {} if kwargs is None else kwargs
+        if self.journal is not None:
+            return self._journaled(fn, args, kwargs, priority, affinity, key)
         return self._enqueue(self._task(fn, args, kwargs, priority, affinity, key))
+
+    def _journaled(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        priority: int,
+        affinity: int,
+        key: Hashable | None,
+    ) -> Future[Any]:
+        """Submit a task the journal keeps: written before this returns."""
+        journal = self.journal
+        assert journal is not None
+        if key is not None:
+            if not isinstance(key, str):
+                raise TypeError(f"key must be a str for a journaled task, got {key!r}")
+            if (existing := journal.existing(key)) is not None:
+                return existing
+        name, call = journal.prepare(fn, args, kwargs)  # nothing written if it raises
+        item = self._task(fn, args, kwargs, priority, affinity, key)
+        if not journal.write(item, key, name, call):  # the same key, from another thread
+            return self._journaled(fn, args, kwargs, priority, affinity, key)
+        try:
+            return self._enqueue(item)
+        except BaseException:
+            journal.forget(item)
+            raise
 
     def _task(
         self,
@@ -163,8 +262,12 @@ class PoolExecutor(Executor):
         """Stop accepting tasks; finish queued ones (or cancel them with ``cancel_pending``)
         and stop the threads. With ``wait``, return once every thread has ended (from one
         of the pool's own tasks: RuntimeError, it would wait for itself). Idempotent.
-        ``cancel_futures`` is the ``Executor`` name of ``cancel_pending``."""
+        ``cancel_futures`` is the ``Executor`` name of ``cancel_pending``. With ``wait``,
+        the journal is closed once every outcome is written (cancelled tasks stay pending
+        in it); without, at the interpreter's exit."""
         self._backend.shutdown(wait, cancel_pending or cancel_futures)
+        if wait and self.journal is not None:
+            self.journal.close()
 
     def stats(self) -> PoolStats:
         """A frozen snapshot of the pool's state and counters."""

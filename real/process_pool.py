@@ -17,6 +17,7 @@ or exception that cannot be pickled fails that future only.
 from __future__ import annotations
 
 import itertools
+import os
 import pickle
 from collections.abc import Callable, Hashable
 from concurrent.futures import Future
@@ -60,6 +61,8 @@ class ProcessPool(PoolExecutor):
     A worker process that exits is noticed at once (its sentinel); one that stops
     answering is noticed by heartbeat (``recovery.heartbeat_timeout``) and killed. A C
     call that holds a child's interpreter lock longer than that counts as a hang.
+    ``journal``, ``journal_encoding`` and ``journal_results`` keep the tasks in a journal
+    file, as in :class:`real.ThreadedPool`.
     """
 
     #: The backend that runs the workers (a subclass may build each attempt's message).
@@ -84,6 +87,9 @@ class ProcessPool(PoolExecutor):
         recorder: Recorder | None = None,
         record: bool = False,
         max_rows: int = 100_000,
+        journal: str | os.PathLike[str] | None = None,
+        journal_encoding: str = "json",
+        journal_results: bool = False,
     ) -> None:
         context = context_named(mp_context)
         if max_tasks_per_child is not None:
@@ -109,6 +115,9 @@ class ProcessPool(PoolExecutor):
             recorder=recorder,
             record=record,
             max_rows=max_rows,
+            journal=journal,
+            journal_encoding=journal_encoding,
+            journal_results=journal_results,
             backend_type=self._backend_type,
             context=context,
             max_tasks_per_child=max_tasks_per_child,
@@ -120,6 +129,8 @@ class ProcessPool(PoolExecutor):
         (TypeError) what cannot be pickled."""
         if not callable(fn):
             raise TypeError(f"fn must be callable, got {fn!r}")
+        if self.journal is not None:
+            return self._journaled(fn, args, kwargs, 0, -1, None)
         return self._enqueue(self._task(fn, args, kwargs, 0, -1, None))
 
     def _task(

@@ -60,9 +60,11 @@ class TaskFuture(Future[Any]):
         "attempts",
         "cpu_time",
         "fn",
+        "journal_id",
         "key",
         "kwargs",
         "priority",
+        "resumed",
         "started",
         "submitted",
         "worker",
@@ -91,7 +93,10 @@ class TaskFuture(Future[Any]):
         self.priority, self.affinity = priority, affinity
         #: The caller's id for the task (``submit_with(key=...)``), unique among live tasks.
         self.key = key
-        self.attempts = 0
+        #: Attempts begun by this pool, and before it (a journal's task resumed).
+        self.attempts = self.resumed = 0
+        #: The task's row in the pool's journal (-1: not journaled).
+        self.journal_id = -1
         #: Recorded only with ``record=True``: pool seconds, and the last attempt's CPU time.
         self.submitted = self.started = self.cpu_time = math.nan
         self.worker = -1

@@ -20,6 +20,7 @@ it raises one of ``retry_exceptions``; delivery is then at-least-once, completio
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -44,6 +45,14 @@ class ThreadedPool(PoolExecutor, ThreadPoolExecutor):
     ``pool.fit``. Times are seconds since the pool began. Threads are named
     ``{thread_name_prefix}_{slot}`` (default prefix ``poolbench-N``, N unique per pool);
     each runs ``initializer(*initargs)`` first.
+
+    ``journal`` (a file path): keep every task in that SQLite journal (:mod:`real.journal`)
+    so that none is lost with the process: a task is written before ``submit`` returns, as
+    its function's importable name and its arguments as JSON (``journal_encoding="pickle"``
+    for any picklable arguments: a journal of pickles runs code when it is read), and its
+    attempts and outcome follow (its result too with ``journal_results``). A pool opened
+    on a journal with unfinished tasks runs them again, counting their earlier attempts
+    against ``recovery.max_attempts``; ``pool.journal.tasks()`` lists them all.
     """
 
     def __init__(
@@ -62,6 +71,9 @@ class ThreadedPool(PoolExecutor, ThreadPoolExecutor):
         recorder: Recorder | None = None,
         record: bool = False,
         max_rows: int = 100_000,
+        journal: str | os.PathLike[str] | None = None,
+        journal_encoding: str = "json",
+        journal_results: bool = False,
     ) -> None:
         # ThreadPoolExecutor.__init__ is not called: this pool keeps its own state; the
         # base class is there for isinstance checks (asyncio's default executor).
@@ -83,6 +95,9 @@ class ThreadedPool(PoolExecutor, ThreadPoolExecutor):
             recorder=recorder,
             record=record,
             max_rows=max_rows,
+            journal=journal,
+            journal_encoding=journal_encoding,
+            journal_results=journal_results,
         )
         self._max_workers = self.workers
 

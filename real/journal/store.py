@@ -1,0 +1,254 @@
+"""The journal's file: one SQLite database, one row per task.
+
+A task's row is written, and committed, before ``submit`` returns; later changes (an
+attempt started, the task done or failed) are queued and committed in groups by one
+writer thread, so a completion costs the worker no disk write. The file is in WAL mode
+with ``synchronous=NORMAL``: a commit survives the death of the process (the kill this
+journal is for) without an fsync per task; a power cut may lose the last commits, which
+then run again (see ``docs/journal.md``). Completion is recorded once: a row that is done
+or failed is never changed by a later update.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import pandas as pd
+
+#: The layout this code writes; a file of a later one is refused.
+SCHEMA_VERSION = 1
+STATES = ("pending", "running", "done", "failed")
+_SCHEMA = """
+CREATE TABLE tasks (
+    id INTEGER PRIMARY KEY,
+    key TEXT UNIQUE,
+    fn TEXT NOT NULL,
+    call BLOB NOT NULL,
+    priority INTEGER NOT NULL,
+    affinity INTEGER NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'running', 'done', 'failed')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    worker INTEGER,
+    submitted REAL NOT NULL,
+    started REAL,
+    ended REAL,
+    error TEXT,
+    result BLOB
+);
+CREATE INDEX tasks_unfinished ON tasks (state) WHERE state IN ('pending', 'running');
+CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+#: Seconds the writer waits for more changes before it commits what it has.
+GROUP_WINDOW = 0.002
+
+
+class JournalError(ValueError):
+    """A journal file that cannot be used (the message names the file and why)."""
+
+
+class Row(NamedTuple):
+    """A task as the journal holds it."""
+
+    id: int
+    key: str | None
+    fn: str
+    call: bytes
+    priority: int
+    affinity: int
+    state: str
+    attempts: int
+    error: str | None
+    result: bytes | None
+
+
+class Store:
+    """The journal file at ``path`` (created 0600 if missing), storing arguments and
+    results as ``encoding`` ("json" or "pickle"; an existing journal keeps its own)."""
+
+    def __init__(self, path: str | os.PathLike[str], encoding: str) -> None:
+        self.path = Path(path)
+        if not self.path.parent.is_dir():
+            raise JournalError(
+                f"journal {self.path}: the directory {self.path.parent} does not exist"
+            )
+        _create_private(self.path)
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        except sqlite3.Error as error:
+            raise JournalError(f"journal {self.path} cannot be opened: {error}") from None
+        self._lock = threading.Lock()
+        self._changes: list[tuple[str, tuple[Any, ...]]] = []
+        self._wake = threading.Condition(self._lock)
+        self._closing = self._closed = False
+        try:
+            self.encoding = self._prepare(encoding)
+        except sqlite3.DatabaseError as error:
+            self._db.close()
+            raise JournalError(
+                f"journal {self.path} is not a poolbench journal or is damaged: {error}"
+            ) from None
+        except JournalError:
+            self._db.close()
+            raise
+        self._writer = threading.Thread(target=self._write, name="poolbench-journal", daemon=True)
+        self._writer.start()
+
+    def _prepare(self, encoding: str) -> str:
+        db = self._db
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+        if version > SCHEMA_VERSION:
+            raise JournalError(
+                f"journal {self.path} was written by a newer poolbench (schema {version}; "
+                f"this one reads up to {SCHEMA_VERSION})"
+            )
+        if version == 0 and tables:
+            raise JournalError(f"journal {self.path} is an SQLite file of something else")
+        if version == 0:
+            db.execute("PRAGMA journal_mode=WAL")
+            with self._transaction():
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute("INSERT INTO settings VALUES ('encoding', ?)", (encoding,))
+                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            return encoding
+        check = db.execute("PRAGMA quick_check").fetchone()[0]
+        if check != "ok":
+            raise JournalError(f"journal {self.path} is damaged: {check}")
+        db.execute("PRAGMA journal_mode=WAL")
+        (kept,) = db.execute("SELECT value FROM settings WHERE name='encoding'").fetchone()
+        return str(kept)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def add(self, key: str | None, fn: str, call: bytes, priority: int, affinity: int) -> int:
+        """A new pending task, committed before this returns; its id."""
+        with self._lock:
+            cursor = self._db.execute(
+                "INSERT INTO tasks (key, fn, call, priority, affinity, state, submitted)"
+                " VALUES (?, ?, ?, ?, ?, 'pending', ?)",
+                (key, fn, call, priority, affinity, time.time()),
+            )
+            return int(cursor.lastrowid or 0)
+
+    def started(self, task_id: int, attempt: int, worker: int) -> None:
+        """Queue: attempt number ``attempt`` of the task began on ``worker``."""
+        self._queue(
+            "UPDATE tasks SET state='running', attempts=?, worker=?, started=?"
+            " WHERE id=? AND state IN ('pending', 'running')",
+            (attempt, worker, time.time(), task_id),
+        )
+
+    def settled(
+        self, task_id: int, state: str, attempts: int, error: str | None, result: bytes | None
+    ) -> None:
+        """Queue: the task is done or failed (recorded once)."""
+        self._queue(
+            "UPDATE tasks SET state=?, attempts=max(attempts, ?), ended=?, error=?, result=?"
+            " WHERE id=? AND state IN ('pending', 'running')",
+            (state, attempts, time.time(), error, result, task_id),
+        )
+
+    def _queue(self, statement: str, values: tuple[Any, ...]) -> None:
+        with self._lock:
+            self._changes.append((statement, values))
+            if len(self._changes) == 1:
+                self._wake.notify()
+
+    def _write(self) -> None:
+        with self._lock:
+            while not self._closing or self._changes:
+                if not self._changes:
+                    self._wake.wait()
+                    continue
+                self._wake.wait(GROUP_WINDOW)  # let a group gather (the lock is free meanwhile)
+                self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        changes, self._changes = self._changes, []
+        if changes and not self._closed:
+            with self._transaction():
+                for statement, values in changes:
+                    self._db.execute(statement, values)
+
+    def close(self) -> None:
+        """Commit what is queued and close the file. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closing = True
+            self._wake.notify()
+        self._writer.join()
+        with self._lock:
+            self._flush_locked()
+            self._closed = True
+            self._db.close()
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def rows(self, where: str = "", values: tuple[Any, ...] = ()) -> list[Row]:
+        """The tasks matching ``where`` (SQL), oldest first, after the queued changes."""
+        with self._lock:
+            self._flush_locked()
+            cursor = self._db.execute(
+                "SELECT id, key, fn, call, priority, affinity, state, attempts, error, result"
+                f" FROM tasks {where} ORDER BY id",
+                values,
+            )
+            return [Row(*row) for row in cursor.fetchall()]
+
+    def find(self, key: str) -> Row | None:
+        """The task of ``key``, if the journal holds one."""
+        found = self.rows("WHERE key=?", (key,))
+        return found[0] if found else None
+
+    def frame(self) -> pd.DataFrame:
+        """One row per task: ``id``, ``key``, ``fn``, ``state``, ``attempts``, ``worker``,
+        ``submitted``, ``started``, ``ended`` (Unix seconds), ``error``."""
+        with self._lock:
+            self._flush_locked()
+            return pd.read_sql_query(
+                "SELECT id, key, fn, state, attempts, worker, submitted, started, ended, error"
+                " FROM tasks ORDER BY id",
+                self._db,
+            )
+
+    def execute(self, statement: str, values: tuple[Any, ...] = ()) -> int:
+        """Run one changing statement at once (the CLI's commands); rows changed."""
+        with self._lock:
+            self._flush_locked()
+            with self._transaction():
+                return self._db.execute(statement, values).rowcount
+
+    def vacuum(self) -> None:
+        """Give the file's free pages back to the disk."""
+        with self._lock:
+            self._flush_locked()
+            self._db.execute("VACUUM")
+
+
+def _create_private(path: Path) -> None:
+    """Create ``path`` readable and writable by its owner only, unless it exists."""
+    try:
+        descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return
+    os.close(descriptor)
