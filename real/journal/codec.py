@@ -12,6 +12,7 @@ runs code when it is loaded: opt in only for a journal no one else can write.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import math
@@ -28,7 +29,20 @@ class NotJournalableError(ValueError):
 
 
 def callable_name(fn: Callable[..., Any]) -> str:
-    """``fn`` as ``module:qualname``, checked to import back to ``fn`` itself."""
+    """``fn`` as ``module:qualname``, checked to import back to ``fn`` itself (the answer
+    is kept for the functions most recently named)."""
+    try:
+        return _named(fn)
+    except TypeError:  # an unhashable callable: named each time
+        return _name_of(fn)
+
+
+@functools.lru_cache(maxsize=256)
+def _named(fn: Callable[..., Any]) -> str:
+    return _name_of(fn)
+
+
+def _name_of(fn: Callable[..., Any]) -> str:
     module = getattr(fn, "__module__", None)
     qualname = getattr(fn, "__qualname__", None)
     if not isinstance(module, str) or not isinstance(qualname, str):

@@ -11,6 +11,7 @@ or failed is never changed by a later update.
 
 from __future__ import annotations
 
+import itertools
 import os
 import sqlite3
 import threading
@@ -47,6 +48,10 @@ CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 #: Seconds the writer waits for more changes before it commits what it has.
 GROUP_WINDOW = 0.002
+#: SQLite's ``synchronous`` for the journal: NORMAL (in WAL mode, no fsync per commit; a
+#: commit survives a killed process, a power cut may undo the last ones) or FULL (an
+#: fsync per commit). ``benchmarks/journal_soak.py`` measures both.
+SYNCHRONOUS = "NORMAL"
 
 
 class JournalError(ValueError):
@@ -83,9 +88,11 @@ class Store:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         except sqlite3.Error as error:
             raise JournalError(f"journal {self.path} cannot be opened: {error}") from None
+        #: Held while the connection is used; the queue of changes has a lock of its own,
+        #: so queuing one (a worker, under its pool's lock) never waits for the disk.
         self._lock = threading.Lock()
         self._changes: list[tuple[str, tuple[Any, ...]]] = []
-        self._wake = threading.Condition(self._lock)
+        self._wake = threading.Condition(threading.Lock())
         self._closing = self._closed = False
         try:
             self.encoding = self._prepare(encoding)
@@ -113,6 +120,7 @@ class Store:
             raise JournalError(f"journal {self.path} is an SQLite file of something else")
         if version == 0:
             db.execute("PRAGMA journal_mode=WAL")
+            db.execute(f"PRAGMA synchronous={SYNCHRONOUS}")
             with self._transaction():
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
@@ -124,6 +132,7 @@ class Store:
         if check != "ok":
             raise JournalError(f"journal {self.path} is damaged: {check}")
         db.execute("PRAGMA journal_mode=WAL")
+        db.execute(f"PRAGMA synchronous={SYNCHRONOUS}")
         (kept,) = db.execute("SELECT value FROM settings WHERE name='encoding'").fetchone()
         return str(kept)
 
@@ -168,32 +177,39 @@ class Store:
         )
 
     def _queue(self, statement: str, values: tuple[Any, ...]) -> None:
-        with self._lock:
+        with self._wake:
             self._changes.append((statement, values))
             if len(self._changes) == 1:
                 self._wake.notify()
 
     def _write(self) -> None:
-        with self._lock:
-            while not self._closing or self._changes:
-                if not self._changes:
+        while True:
+            with self._wake:
+                while not self._changes and not self._closing:
                     self._wake.wait()
-                    continue
-                self._wake.wait(GROUP_WINDOW)  # let a group gather (the lock is free meanwhile)
+                if not self._changes:
+                    return
+                self._wake.wait(GROUP_WINDOW)  # let a group gather
+            with self._lock:
                 self._flush_locked()
 
     def _flush_locked(self) -> None:
-        changes, self._changes = self._changes, []
+        """Write the queued changes (the connection's lock held)."""
+        with self._wake:
+            changes, self._changes = self._changes, []
         if changes and not self._closed:
             with self._transaction():
-                for statement, values in changes:
-                    self._db.execute(statement, values)
+                # Runs of one statement go as one executemany (in order: an attempt's
+                # start is written before its outcome).
+                for statement, group in itertools.groupby(changes, key=lambda change: change[0]):
+                    self._db.executemany(statement, [values for _, values in group])
 
     def close(self) -> None:
         """Commit what is queued and close the file. Idempotent."""
         with self._lock:
             if self._closed:
                 return
+        with self._wake:
             self._closing = True
             self._wake.notify()
         self._writer.join()
