@@ -318,11 +318,25 @@ def test_a_file_that_is_not_a_journal_is_refused_and_left_alone(tmp_path: Path) 
     with pytest.raises(JournalError, match="not a poolbench journal"):
         real.ThreadedPool("fifo", 1, journal=text)
     assert text.read_text() == "not a database\n" * 100
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]  # nothing written
     other = tmp_path / "other.db"
     with sqlite3.connect(other) as db:
         db.execute("CREATE TABLE things (x)")
     with pytest.raises(JournalError, match="something else"):
         real.ThreadedPool("fifo", 1, journal=other)
+
+
+def test_one_pool_at_a_time_owns_a_journal(path: Path) -> None:
+    first = real.ThreadedPool("fifo", 1, journal=path)
+    try:
+        with pytest.raises(
+            JournalError, match=f"in use by another pool \\(process {os.getpid()}\\)"
+        ):
+            real.ThreadedPool("fifo", 1, journal=path)
+        assert first.submit(square, 3).result(timeout=10) == 9  # the owner goes on
+    finally:
+        first.shutdown()
+    real.ThreadedPool("fifo", 1, journal=path).shutdown()  # free again once it is closed
 
 
 def test_a_newer_schema_is_refused(path: Path) -> None:

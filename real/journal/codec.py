@@ -3,7 +3,9 @@ JSON (or, when the caller opts in, as a pickle) and its result.
 
 A journaled call must be found again by a new process: ``fn`` is kept as
 ``module:qualified.name`` and must resolve to the same object by import (a lambda, a
-closure, a local class's method or a bound method of an object cannot). Arguments are
+closure, a local class's method or a bound method of an object cannot). A function of
+the running script is kept as ``__main__:name``: the same script, restarted, finds it;
+another program opening the journal fails that task with the reason. Arguments are
 JSON by default, checked strictly so that what is read back is what was given: ``None``,
 ``bool``, ``int``, finite ``float``, ``str``, lists and dicts with ``str`` keys (a tuple
 inside the arguments would come back a list, so it is refused). A journal of pickles
@@ -51,11 +53,6 @@ def _name_of(fn: Callable[..., Any]) -> str:
         raise NotJournalableError(
             f"fn {module}.{qualname} cannot be imported by a new process (a lambda or a "
             "function defined inside another): journal a module-level function"
-        )
-    if module == "__main__":
-        raise NotJournalableError(
-            f"fn __main__.{qualname} lives in the running script, which a restarted "
-            "program may not import under that name: journal a function of a module"
         )
     name = f"{module}:{qualname}"
     try:

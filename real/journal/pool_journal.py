@@ -11,11 +11,13 @@ the process died runs again), completion is recorded once.
 from __future__ import annotations
 
 import atexit
+import fcntl
 import os
 import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -29,7 +31,7 @@ from real.journal.codec import (
     encode_result,
     resolve_callable,
 )
-from real.journal.store import Row, Store
+from real.journal.store import JournalError, Row, Store
 
 if TYPE_CHECKING:
     from real.task_future import TaskFuture
@@ -48,7 +50,14 @@ class Journal:
             raise ValueError(f"journal_encoding must be one of {ENCODINGS}, got {encoding!r}")
         if not isinstance(keep_results, bool):
             raise ValueError(f"journal_results must be True or False, got {keep_results!r}")
-        self.store = Store(path, encoding)
+        self._owner, created = _own(Path(path))
+        try:
+            self.store = Store(path, encoding)
+        except BaseException:
+            os.close(self._owner)
+            if created:  # a refused journal leaves nothing behind
+                Path(path).with_name(Path(path).name + ".owner").unlink(missing_ok=True)
+            raise
         self.encoding = self.store.encoding
         self.keep_results = keep_results
         #: Futures of the keyed tasks this pool has not settled yet, by key.
@@ -181,6 +190,29 @@ class Journal:
         """Commit what is queued and close the file. Idempotent."""
         atexit.unregister(self.close)
         self.store.close()
+        if self._owner >= 0:
+            os.close(self._owner)  # the lock goes with it
+            self._owner = -1
+
+
+def _own(path: Path) -> tuple[int, bool]:
+    """Lock ``path``'s owner file (``<path>.owner``, holding this process's id) for this
+    pool: two pools on one journal would both run its unfinished tasks. Its descriptor,
+    and whether the file was created."""
+    if not path.parent.is_dir():
+        raise JournalError(f"journal {path}: the directory {path.parent} does not exist")
+    owner = path.with_name(path.name + ".owner")
+    created = not owner.exists()
+    descriptor = os.open(owner, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(descriptor, 32).decode(errors="replace").strip() or "?"
+        os.close(descriptor)
+        raise JournalError(f"journal {path} is in use by another pool (process {holder})") from None
+    os.ftruncate(descriptor, 0)
+    os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
+    return descriptor, created
 
 
 def _text(error: BaseException) -> str:

@@ -149,8 +149,11 @@ class Store:
     # -- writes ------------------------------------------------------------------------------
 
     def add(self, key: str | None, fn: str, call: bytes, priority: int, affinity: int) -> int:
-        """A new pending task, committed before this returns; its id."""
-        with self._lock:
+        """A new pending task, committed before this returns; its id. The changes queued
+        so far go in the same commit (while tasks are submitted, the submitter's commits
+        carry them and the writer thread seldom needs one of its own)."""
+        with self._lock, self._transaction():
+            self._apply(self._take())
             cursor = self._db.execute(
                 "INSERT INTO tasks (key, fn, call, priority, affinity, state, submitted)"
                 " VALUES (?, ?, ?, ?, ?, 'pending', ?)",
@@ -195,14 +198,21 @@ class Store:
 
     def _flush_locked(self) -> None:
         """Write the queued changes (the connection's lock held)."""
-        with self._wake:
-            changes, self._changes = self._changes, []
+        changes = self._take()
         if changes and not self._closed:
             with self._transaction():
-                # Runs of one statement go as one executemany (in order: an attempt's
-                # start is written before its outcome).
-                for statement, group in itertools.groupby(changes, key=lambda change: change[0]):
-                    self._db.executemany(statement, [values for _, values in group])
+                self._apply(changes)
+
+    def _take(self) -> list[tuple[str, tuple[Any, ...]]]:
+        with self._wake:
+            changes, self._changes = self._changes, []
+        return changes
+
+    def _apply(self, changes: list[tuple[str, tuple[Any, ...]]]) -> None:
+        # Runs of one statement go as one executemany, in order (an attempt's start is
+        # written before its outcome).
+        for statement, group in itertools.groupby(changes, key=lambda change: change[0]):
+            self._db.executemany(statement, [values for _, values in group])
 
     def close(self) -> None:
         """Commit what is queued and close the file. Idempotent."""
