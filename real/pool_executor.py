@@ -218,6 +218,8 @@ class PoolExecutor(Executor):
         """Submit a task the journal keeps: written before this returns."""
         journal = self.journal
         assert journal is not None
+        if self._backend.shutting_down:  # before the journal, which may be closed
+            raise RuntimeError("cannot submit to a pool that is shut down")
         if key is not None:
             if not isinstance(key, str):
                 raise TypeError(f"key must be a str for a journaled task, got {key!r}")

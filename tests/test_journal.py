@@ -88,6 +88,23 @@ def test_a_task_is_committed_before_submit_returns(path: Path, pools: list[Any])
     assert written[1][2] == "pending"
 
 
+def test_a_submit_refused_after_it_was_written_is_removed_again(
+    path: Path, pools: list[Any]
+) -> None:
+    pool = real.ThreadedPool("fifo", 1, max_pending=1, submit_timeout=0.05, journal=path)
+    pools.append(pool)
+    pool.submit_with(nap, (1, 0.5), key="running")
+    time.sleep(0.1)  # taken by the worker: the queue is empty
+    pool.submit_with(nap, (2, 0.0), key="queued")
+    with pytest.raises(TimeoutError):
+        pool.submit_with(nap, (3, 0.0), key="refused")
+    assert [key for key, *_ in rows(path)] == ["running", "queued"]
+    pool.shutdown()
+    with pytest.raises(RuntimeError):
+        pool.submit_with(nap, (4, 0.0), key="after")
+    assert [key for key, *_ in rows(path)] == ["running", "queued"]
+
+
 def test_the_tasks_frame_has_one_row_per_task(path: Path) -> None:
     pool = real.ThreadedPool("fifo", 2, journal=path)
     for n in range(3):
