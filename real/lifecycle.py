@@ -180,9 +180,10 @@ class WorkerThreads:
 
     # -- tasks (lock held) -----------------------------------------------------------------
 
-    def add(self, item: TaskFuture, submit_timeout: float | None) -> None:
-        """Queue a new task, waiting up to ``submit_timeout`` s for space (``max_pending``)."""
-        if self.shutting_down or self.max_pending is not None:
+    def add(self, item: TaskFuture, submit_timeout: float | None, needs_room: bool = True) -> None:
+        """Queue a new task, waiting up to ``submit_timeout`` s for space (``max_pending``)
+        unless it ``needs_room`` not (a task taken back from a journal)."""
+        if self.shutting_down or (self.max_pending is not None and needs_room):
             self._wait_for_space(submit_timeout)
         if item.key is not None and item.key in self.keys:
             raise ValueError(f"key {item.key!r} is already a task of this pool")
@@ -396,6 +397,8 @@ class WorkerThreads:
                 if item.attempts == 1 and not item.set_running_or_notify_cancel():
                     outcome, item = _CANCELLED, None
                     continue
+                if item.journal_id >= 0 and self.journal is not None:  # it runs: say so
+                    self.journal.started(item, worker.slot)
                 if remote is not None:  # run elsewhere (a worker process)
                     outcome, value = remote(worker, item)
                     item = None
@@ -504,8 +507,6 @@ class WorkerThreads:
         self.core.begin(worker, task, now)
         worker.attempt_start = now
         item.attempts += 1
-        if self.journal is not None:
-            self.journal.started(item, worker.slot)
         if self.trace is not None:
             item.started, item.worker, item.cpu_time = now, worker.slot, math.nan
         if self.max_pending is not None:

@@ -14,7 +14,7 @@ import weakref
 from collections.abc import Callable, Hashable
 from concurrent.futures import Executor, Future
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
@@ -22,6 +22,7 @@ from pool import _validate
 from pool.faults import Recovery
 from pool.policies import Policy, resolve
 from pool.records import Recorder
+from real.journaled_pool import JournaledSubmits
 from real.lifecycle import WorkerThreads
 from real.locking import take as take_lock
 from real.stats import PoolStats
@@ -30,12 +31,8 @@ from real.task_trace import TaskTrace
 from real.task_trace import save as save_frame
 from real.worker import ThreadWorker
 
-if TYPE_CHECKING:
-    from real.journal import Journal
-    from real.journal.store import Row
 
-
-class PoolExecutor(Executor):
+class PoolExecutor(JournaledSubmits, Executor):
     """A pool of ``workers`` scheduled by ``policy``, recovering per ``recovery`` (see
     :class:`real.ThreadedPool` for the options)."""
 
@@ -88,13 +85,7 @@ class PoolExecutor(Executor):
             raise TypeError(f"initializer must be a callable, got {initializer!r}")
         if not isinstance(initargs, tuple):
             raise TypeError(f"initargs must be a tuple, got {initargs!r}")
-        self.journal: Journal | None = None
-        if journal is not None:
-            from real.journal import Journal  # sqlite3 and the codec only when used
-
-            if not isinstance(journal, str | os.PathLike):
-                raise TypeError(f"journal must be a path, got {journal!r}")
-            self.journal = Journal(journal, journal_encoding, journal_results)
+        self._open_journal(journal, journal_encoding, journal_results)
         try:
             self._start(
                 backend_type,
@@ -113,7 +104,12 @@ class PoolExecutor(Executor):
             raise
         if self.journal is not None:
             self._backend.journal = self.journal
-            self._resume(self.journal)
+            try:
+                self._resume()
+            except BaseException:  # e.g. a failing initializer broke the pool meanwhile
+                self._backend.shutdown(True, True)
+                self.journal.close()
+                raise
 
     def _start(
         self,
@@ -144,22 +140,6 @@ class PoolExecutor(Executor):
         # A pool dropped without shutdown: its supervisor sees this and ends the threads
         # once the queued tasks are done (no lock taken here: it may run inside the GC).
         weakref.finalize(self, _dropped, self._backend).atexit = False
-
-    def _resume(self, journal: Journal) -> None:
-        """Queue the journal's unfinished tasks, with the attempts they had."""
-        for row in journal.unfinished():
-
-            def make(
-                fn: Callable[..., Any],
-                args: tuple[Any, ...],
-                kwargs: dict[str, Any],
-                row: Row = row,
-            ) -> TaskFuture:
-                return self._task(fn, args, kwargs, row.priority, row.affinity, row.key)
-
-            item = journal.revive(row, self.recovery.max_attempts, make)
-            if item is not None:
-                self._enqueue(item)
 
     def now(self) -> float:
         """Seconds since the pool began (``time.monotonic`` based)."""
@@ -206,35 +186,6 @@ class PoolExecutor(Executor):
             return self._journaled(fn, args, kwargs, priority, affinity, key)
         return self._enqueue(self._task(fn, args, kwargs, priority, affinity, key))
 
-    def _journaled(
-        self,
-        fn: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        priority: int,
-        affinity: int,
-        key: Hashable | None,
-    ) -> Future[Any]:
-        """Submit a task the journal keeps: written before this returns."""
-        journal = self.journal
-        assert journal is not None
-        if self._backend.shutting_down:  # before the journal, which may be closed
-            raise RuntimeError("cannot submit to a pool that is shut down")
-        if key is not None:
-            if not isinstance(key, str):
-                raise TypeError(f"key must be a str for a journaled task, got {key!r}")
-            if (existing := journal.existing(key)) is not None:
-                return existing
-        name, call = journal.prepare(fn, args, kwargs)  # nothing written if it raises
-        item = self._task(fn, args, kwargs, priority, affinity, key)
-        if not journal.write(item, key, name, call):  # the same key, from another thread
-            return self._journaled(fn, args, kwargs, priority, affinity, key)
-        try:
-            return self._enqueue(item)
-        except BaseException:
-            journal.forget(item)
-            raise
-
     def _task(
         self,
         fn: Callable[..., Any],
@@ -247,13 +198,14 @@ class PoolExecutor(Executor):
         """The future and record of a new task (a process pool pickles the call here)."""
         return TaskFuture(fn, args, kwargs, priority, affinity, key)
 
-    def _enqueue(self, item: TaskFuture) -> Future[Any]:
+    def _enqueue(self, item: TaskFuture, resumed: bool = False) -> Future[Any]:
+        """Queue ``item``; one ``resumed`` from the journal needs no room (max_pending)."""
         backend = self._backend
         if backend.trace is not None:
             item.submitted = backend.now()
         take_lock(backend.lock)
         try:
-            backend.add(item, self.submit_timeout)
+            backend.add(item, self.submit_timeout, needs_room=not resumed)
         finally:
             backend.lock.release()
         return item
@@ -268,8 +220,8 @@ class PoolExecutor(Executor):
         the journal is closed once every outcome is written (cancelled tasks stay pending
         in it); without, at the interpreter's exit."""
         self._backend.shutdown(wait, cancel_pending or cancel_futures)
-        if wait and self.journal is not None:
-            self.journal.close()
+        if wait:
+            self._close_journal()
 
     def stats(self) -> PoolStats:
         """A frozen snapshot of the pool's state and counters."""

@@ -3,6 +3,8 @@ in the test process, in a driver process and in a worker process alike."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 
@@ -33,3 +35,8 @@ class Holder:
     def method(self) -> int:
         """One."""
         return 1
+
+
+def end_process(value: int) -> None:
+    """Take the whole process down at once (as a segfault or the OOM killer would)."""
+    os.kill(os.getpid(), signal.SIGKILL)

@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,7 @@ import real
 from pool import Recovery
 from real.journal import JournaledTaskError, JournalError, NotJournalableError
 from real.journal.__main__ import main as journal_cli
+from real.journal.store import Store
 
 pytestmark = pytest.mark.timeout(120)
 TESTS = Path(__file__).resolve().parent
@@ -317,7 +319,7 @@ def test_pickles_are_an_opt_in_that_keeps_any_picklable_value(path: Path) -> Non
     ("make", "named"),
     [
         (lambda tmp: {"journal": tmp / "missing" / "tasks.db"}, "does not exist"),
-        (lambda tmp: {"journal": 42}, "journal must be a path"),
+        (lambda tmp: {"journal": 42}, "journal must be a file path"),
         (lambda tmp: {"journal": tmp / "j.db", "journal_encoding": "xml"}, "journal_encoding"),
         (lambda tmp: {"journal": tmp / "j.db", "journal_results": "yes"}, "journal_results"),
     ],
@@ -428,3 +430,136 @@ def test_the_command_line_refuses_bad_input_in_one_line(
     assert message in result.stderr
     assert not (tmp_path / "nope.db").exists()
     assert text.read_text() == "hello"
+
+
+# -- races and edges (each failed before its fix) ---------------------------------------------
+
+
+def test_a_key_taken_by_a_submit_that_then_fails_gives_its_error(
+    path: Path, pools: list[Any]
+) -> None:
+    pool = real.ThreadedPool("fifo", 1, max_pending=1, submit_timeout=0.6, journal=path)
+    pools.append(pool)
+    pool.submit_with(nap, (1, 1.0), key="running")
+    time.sleep(0.2)
+    pool.submit_with(nap, (2, 0.0), key="queued")
+    errors: list[BaseException] = []
+
+    def first() -> None:
+        try:
+            pool.submit_with(nap, (3, 0.0), key="K")  # waits for room, then times out
+        except TimeoutError as error:
+            errors.append(error)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    time.sleep(0.2)
+    second = pool.submit_with(nap, (3, 0.0), key="K")  # the first submit's future
+    thread.join()
+    assert len(errors) == 1
+    assert isinstance(second.exception(timeout=5), TimeoutError)  # resolved, not hanging
+    assert "K" not in [key for key, *_ in rows(path)]
+
+
+def test_queued_updates_survive_a_refused_key(path: Path) -> None:
+    store = Store(path, "json")
+    try:
+        ids = [store.add(f"k{n}", "journal_tasks:square", b"[[1],{}]", 0, -1) for n in range(70)]
+        with store._wake:  # queue the updates without the writer taking them meanwhile
+            for task_id in ids:
+                store._starts[task_id] = (1, 0, time.time())
+                store._settles.append((task_id, "done", 1, time.time(), None, None))
+        with pytest.raises(sqlite3.IntegrityError):
+            store.add("k0", "journal_tasks:square", b"[[1],{}]", 0, -1)  # carries them
+    finally:
+        store.close()
+    assert {state for _, _, state, _, _ in rows(path)} == {"done"}
+
+
+def test_a_task_that_ends_the_process_stops_after_max_attempts(path: Path) -> None:
+    driver = textwrap.dedent(
+        """
+        import sys
+        import real
+        from pool import Recovery
+        from journal_tasks import end_process
+        pool = real.ThreadedPool("fifo", 1, Recovery(max_attempts=2), journal=sys.argv[1])
+        pool.submit_with(end_process, (1,), key="poison").result()
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), str(ROOT)])}
+    codes = []
+    for _ in range(5):
+        run = subprocess.run(
+            [sys.executable, "-c", driver, str(path)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            timeout=60,
+        )
+        codes.append(run.returncode)
+        if run.returncode == 1:  # the task failed for good: the driver's result() raised
+            break
+    # Its first run is not counted (its start was still queued when it killed the
+    # process); from the second on each start is committed before the task runs.
+    assert codes == [-signal.SIGKILL] * 3 + [1]
+    assert [(key, state, attempts) for key, _, state, attempts, _ in rows(path)] == [
+        ("poison", "failed", 2)
+    ]
+
+
+def test_a_cancelled_task_has_no_attempt_and_its_key_runs_it_again(path: Path) -> None:
+    pool = real.ThreadedPool("fifo", 1, journal=path, journal_results=True)
+    pool.submit_with(nap, (0, 0.3), key="busy")
+    cancelled = pool.submit_with(square, (3,), key="c")
+    assert cancelled.cancel()
+    time.sleep(0.5)  # the worker has met the cancelled task
+    assert ("c", "journal_tasks:square", "pending", 0, None) in rows(path)
+    again = pool.submit_with(square, (3,), key="c")
+    assert again is not cancelled
+    assert again.result(timeout=10) == 9
+    pool.shutdown()
+    assert ("c", "journal_tasks:square", "done", 1, None) in rows(path)
+
+
+def test_a_backlog_beyond_max_pending_is_taken_back_without_waiting(path: Path) -> None:
+    pool = real.ThreadedPool("fifo", 1, journal=path)
+    pool.submit_with(nap, (0, 0.3), key="busy")
+    for n in range(5):
+        pool.submit_with(square, (n,), key=f"w{n}")
+    pool.shutdown(cancel_futures=True)
+    # Five unfinished tasks, room for two: the constructor neither waits nor times out.
+    again = real.ThreadedPool("fifo", 1, max_pending=2, submit_timeout=0.05, journal=path)
+    again.shutdown()
+    assert {state for _, _, state, _, _ in rows(path)} == {"done"}
+
+
+def test_a_retry_cancelled_at_shutdown_stays_unfinished(path: Path) -> None:
+    pool = real.ThreadedPool(
+        "fifo",
+        1,
+        Recovery(max_attempts=5, retry_backoff=0.05),
+        retry_exceptions=(KeyError,),
+        journal=path,
+    )
+    retried = pool.submit_with(fail, (1,), key="r")
+    pool.submit_with(nap, (0, 0.5), key="busy")
+    time.sleep(0.2)  # the first attempt failed; its retry waits behind "busy"
+    pool.shutdown(wait=True, cancel_futures=True)
+    assert retried.exception() is not None
+    assert ("r", "running", 1) in [
+        (key, state, attempts) for key, _, state, attempts, _ in rows(path)
+    ]
+
+
+def test_an_sqlite_file_that_looks_like_a_journal_is_refused_unchanged(tmp_path: Path) -> None:
+    for name, table in (("app.db", "things (x)"), ("app2.db", "settings (name, value)")):
+        other = tmp_path / name
+        with sqlite3.connect(other) as db:
+            db.execute(f"CREATE TABLE {table}")
+            db.execute("PRAGMA user_version=1")
+        before = other.read_bytes()
+        with pytest.raises(JournalError, match="something else"):
+            real.ThreadedPool("fifo", 1, journal=other)
+        assert other.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.db", "app2.db"]

@@ -37,6 +37,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.file.is_file():
         parser.error(f"journal {args.file} does not exist")
+    if args.file.stat().st_size == 0:  # SQLite would take it for a new database
+        parser.error(f"journal {args.file} is empty: not a poolbench journal")
     try:
         store = Store(args.file, "json")
     except JournalError as error:

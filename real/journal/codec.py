@@ -124,25 +124,25 @@ def decode_result(stored: bytes | None, encoding: str) -> Any:
 
 def _check_json(value: Any, where: str) -> None:
     """Raise NotJournalableError unless ``value`` is JSON that reads back as itself."""
-    if value is None or isinstance(value, bool | int | str):
+    kind = type(value)
+    if value is None or kind in (bool, int, str):  # not a subclass: an IntEnum reads back an int
         return
-    if isinstance(value, float):
+    if kind is float:
         if not math.isfinite(value):
             raise NotJournalableError(f"{where} holds {value!r}, which JSON cannot hold")
         return
-    if isinstance(value, list):
+    if kind is list:
         for index, item in enumerate(value):
             _check_json(item, f"{where}[{index}]")
         return
-    if isinstance(value, dict):
+    if kind is dict:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise NotJournalableError(f"{where} has the key {key!r}: JSON keys are strings")
             _check_json(item, f"{where}[{key!r}]")
         return
-    kind = type(value).__name__
     hint = " (it would come back a list: pass a list)" if isinstance(value, tuple) else ""
     raise NotJournalableError(
-        f"{where} holds a {kind}, which JSON cannot hold{hint}; "
+        f"{where} holds a {kind.__name__}, which JSON cannot hold as it is{hint}; "
         "journal_encoding='pickle' keeps any picklable value"
     )

@@ -11,12 +11,13 @@ the process died runs again), completion is recorded once.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import fcntl
 import os
 import sqlite3
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import BrokenExecutor, CancelledError, Future, InvalidStateError
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,15 +55,18 @@ class Journal:
         try:
             self.store = Store(path, encoding)
         except BaseException:
-            os.close(self._owner)
-            if created:  # a refused journal leaves nothing behind
+            if created:  # a refused journal leaves nothing behind (unlinked while locked)
                 Path(path).with_name(Path(path).name + ".owner").unlink(missing_ok=True)
+            _OWNED.discard(self._owner)
+            os.close(self._owner)
             raise
         self.encoding = self.store.encoding
         self.keep_results = keep_results
         #: Futures of the keyed tasks this pool has not settled yet, by key.
         self._live: dict[str, Future[Any]] = {}
-        self._lock = threading.Lock()
+        #: Tasks taken back from the journal by this pool (their starts commit at once).
+        self._revived: set[int] = set()
+        self._lock = threading.RLock()
         # Commit what is queued at exit (after the pools' pending tasks, which the
         # interpreter waits for first), if the pool was not shut down with wait.
         atexit.register(self.close)
@@ -107,48 +111,75 @@ class Journal:
                 self._live[key] = item
         item.add_done_callback(self._settled)
 
-    def forget(self, item: TaskFuture) -> None:
-        """Remove the task of ``item``: its submit was refused after it was written."""
-        self.store.execute("DELETE FROM tasks WHERE id=?", (item.journal_id,))
+    def forget(self, item: TaskFuture, error: BaseException) -> None:
+        """Remove the task of ``item``: its submit was refused (``error``) after it was
+        written. Whoever got its future by key meanwhile gets ``error`` too."""
         if item.key is not None:
             with self._lock:
                 self._live.pop(str(item.key), None)
+        with contextlib.suppress(InvalidStateError):  # cancelled on the way (interrupted)
+            item.set_exception(error)
+        self.store.execute("DELETE FROM tasks WHERE id=?", (item.journal_id,))
 
     def started(self, item: TaskFuture, worker: int) -> None:
-        """An attempt of ``item`` began on ``worker`` (the pool lock is held)."""
-        if item.journal_id >= 0:
-            self.store.started(item.journal_id, item.resumed + item.attempts, worker)
+        """An attempt of ``item`` begins on ``worker`` (its future is running). A task
+        taken back from the journal has its start committed before it runs, so that one
+        that takes the whole process down is counted against ``max_attempts``."""
+        attempt = item.resumed + item.attempts
+        if item.journal_id in self._revived:
+            self.store.started_now(item.journal_id, attempt, worker)
+        else:
+            self.store.started(item.journal_id, attempt, worker)
 
     def _settled(self, future: Future[Any]) -> None:
         item: TaskFuture = future  # type: ignore[assignment]
-        if future.cancelled():
-            return  # never ran: it stays pending for the next pool
-        attempts = item.resumed + item.attempts
-        error = future.exception()
-        if error is None:
-            result, note = (None, "")
-            if self.keep_results:
-                result, note = encode_result(future.result(), self.encoding)
-            self.store.settled(item.journal_id, "done", attempts, note or None, result)
-        else:
-            self.store.settled(item.journal_id, "failed", attempts, _text(error), None)
-        if item.key is not None:
+        self._record_outcome(item)
+        if item.key is not None:  # after the outcome is queued: a lookup then sees it
             with self._lock:
                 self._live.pop(str(item.key), None)
 
-    def existing(self, key: str) -> Future[Any] | None:
-        """The future of the task ``key`` if the journal holds one: live, or resolved
-        from its recorded outcome."""
+    def _record_outcome(self, item: TaskFuture) -> None:
+        if item.cancelled():
+            return  # never ran: it stays pending for the next pool
+        attempts = item.resumed + item.attempts
+        error = item.exception()
+        if isinstance(error, BrokenExecutor | CancelledError):
+            return  # the pool broke or shut down before it ran again: the next pool runs it
+        if error is None:
+            result, note = (None, "")
+            if self.keep_results:
+                result, note = encode_result(item.result(), self.encoding)
+            self.store.settled(item.journal_id, "done", attempts, note or None, result)
+        else:
+            self.store.settled(item.journal_id, "failed", attempts, _text(error), None)
+
+    def existing(
+        self, key: str, revive: Callable[[Row], TaskFuture | None]
+    ) -> tuple[Future[Any] | None, TaskFuture | None]:
+        """What the journal has of the task ``key``: (its future, None) if it is live
+        here or settled (resolved from the row), (None, a new item to queue) if it is
+        unfinished but not queued here (``revive(row)`` makes the item; a future this
+        pool cancelled, say), (None, None) if the journal has no such task."""
         with self._lock:
             live = self._live.get(key)
-        if live is not None:
-            return live
-        row = self.store.find(key)
-        if row is None:
-            return None
-        with self._lock:  # settled meanwhile? then the row says so now
-            live = self._live.get(key)
-        return live if live is not None else self.outcome(row)
+            if live is not None:
+                return live, None
+            row = self.store.find(key)
+            if row is None:
+                return None, None
+            if row.state in ("done", "failed"):
+                return self.outcome(row), None
+            item = revive(row)
+            return (self.existing(key, revive)[0], None) if item is None else (None, item)
+
+    def release(self, item: TaskFuture, error: BaseException) -> None:
+        """``item``, taken back from the journal, could not be queued (``error``): its
+        task stays as it is in the journal; its future gets ``error``."""
+        if item.key is not None:
+            with self._lock:
+                self._live.pop(str(item.key), None)
+        with contextlib.suppress(InvalidStateError):
+            item.set_exception(error)
 
     def outcome(self, row: Row) -> Future[Any]:
         """A resolved future holding ``row``'s recorded outcome."""
@@ -183,16 +214,20 @@ class Journal:
             return None
         item = make(fn, args, kwargs)
         item.journal_id, item.resumed = row.id, row.attempts
+        self._revived.add(row.id)
         self.follow(item, row.key)
         return item
 
     def close(self) -> None:
         """Commit what is queued and close the file. Idempotent."""
         atexit.unregister(self.close)
-        self.store.close()
-        if self._owner >= 0:
-            os.close(self._owner)  # the lock goes with it
-            self._owner = -1
+        try:
+            self.store.close()
+        finally:
+            if self._owner >= 0:
+                _OWNED.discard(self._owner)
+                os.close(self._owner)  # the lock goes with it
+                self._owner = -1
 
 
 def _own(path: Path) -> tuple[int, bool]:
@@ -212,7 +247,24 @@ def _own(path: Path) -> tuple[int, bool]:
         raise JournalError(f"journal {path} is in use by another pool (process {holder})") from None
     os.ftruncate(descriptor, 0)
     os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
+    _OWNED.add(descriptor)
     return descriptor, created
+
+
+#: Descriptors of the owner files this process holds; a forked child closes its copies
+#: (the lock stays with the parent's), so a killed parent's successor is not locked out
+#: by children still finishing a task.
+_OWNED: set[int] = set()
+
+
+def _close_owned_in_child() -> None:
+    for descriptor in _OWNED:
+        with contextlib.suppress(OSError):
+            os.close(descriptor)
+    _OWNED.clear()
+
+
+os.register_at_fork(after_in_child=_close_owned_in_child)
 
 
 def _text(error: BaseException) -> str:

@@ -16,7 +16,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -27,7 +27,7 @@ SCHEMA_VERSION = 1
 STATES = ("pending", "running", "done", "failed")
 _SCHEMA = """
 CREATE TABLE tasks (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     key TEXT UNIQUE,
     fn TEXT NOT NULL,
     call BLOB NOT NULL,
@@ -52,6 +52,10 @@ GROUP_WINDOW = 0.002
 SYNCHRONOUS = "NORMAL"
 #: Bytes per page of a new journal.
 PAGE_SIZE = 1024
+#: Seconds a statement waits while another connection (the command line) writes.
+BUSY_TIMEOUT = 30.0
+#: Seconds the writer thread waits before it tries again after a failed commit.
+RETRY_AFTER = 0.05
 #: A submit's commit carries the queued changes once there are this many (fewer are
 #: left to the writer thread: every statement a submit runs lets the workers' threads
 #: take the interpreter lock, and each hand-over costs a wake-up).
@@ -64,6 +68,10 @@ _INSERT = (
 
 class JournalError(ValueError):
     """A journal file that cannot be used (the message names the file and why)."""
+
+
+class JournalClosedError(RuntimeError):
+    """The journal was closed (its pool shut down)."""
 
 
 class Row(NamedTuple):
@@ -93,7 +101,9 @@ class Store:
             )
         _create_private(self.path)
         try:
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT, check_same_thread=False, isolation_level=None
+            )
         except sqlite3.Error as error:
             raise JournalError(f"journal {self.path} cannot be opened: {error}") from None
         #: Held while the connection is used; the queue of changes has a lock of its own,
@@ -106,14 +116,14 @@ class Store:
         self._closing = self._closed = False
         try:
             self.encoding = self._prepare(encoding)
-        except sqlite3.DatabaseError as error:
+        except JournalError:
+            self._db.close()
+            raise
+        except Exception as error:  # sqlite3.DatabaseError and the like
             self._db.close()
             raise JournalError(
                 f"journal {self.path} is not a poolbench journal or is damaged: {error}"
             ) from None
-        except JournalError:
-            self._db.close()
-            raise
         self._writer = threading.Thread(target=self._write, name="poolbench-journal", daemon=True)
         self._writer.start()
 
@@ -143,13 +153,18 @@ class Store:
                 db.execute("INSERT INTO settings VALUES ('encoding', ?)", (encoding,))
                 db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             return encoding
+        # Everything checked before the first statement that could change the file.
+        if not {"tasks", "settings"} <= tables:
+            raise JournalError(f"journal {self.path} is an SQLite file of something else")
+        kept = db.execute("SELECT value FROM settings WHERE name='encoding'").fetchone()
+        if kept is None or kept[0] not in ("json", "pickle"):
+            raise JournalError(f"journal {self.path} is an SQLite file of something else")
         check = db.execute("PRAGMA quick_check").fetchone()[0]
         if check != "ok":
             raise JournalError(f"journal {self.path} is damaged: {check}")
         db.execute("PRAGMA journal_mode=WAL")
         db.execute(f"PRAGMA synchronous={SYNCHRONOUS}")
-        (kept,) = db.execute("SELECT value FROM settings WHERE name='encoding'").fetchone()
-        return str(kept)
+        return str(kept[0])
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -164,24 +179,40 @@ class Store:
     # -- writes ------------------------------------------------------------------------------
 
     def add(self, key: str | None, fn: str, call: bytes, priority: int, affinity: int) -> int:
-        """A new pending task, committed before this returns; its id. The changes queued
-        so far go in the same commit (while tasks are submitted, the submitter's commits
-        carry them and the writer thread seldom needs one of its own)."""
+        """A new pending task, committed before this returns; its id. Once enough changes
+        are queued they go in the same commit (while tasks are submitted, the submitter's
+        commits carry them and the writer thread seldom needs one of its own). Raises
+        ``sqlite3.IntegrityError`` if ``key`` is taken."""
         values = (key, fn, call, priority, affinity, time.time())
         with self._lock:
+            self._check_open()
             with self._wake:
                 carry = len(self._starts) + len(self._settles) >= CARRIED_CHANGES
-            if not carry:  # one statement, committed by itself
-                return int(self._db.execute(_INSERT, values).lastrowid or 0)
-            with self._transaction():
-                self._apply()
-                return int(self._db.execute(_INSERT, values).lastrowid or 0)
+            try:
+                if not carry:  # one statement, committed by itself
+                    return int(self._db.execute(_INSERT, values).lastrowid or 0)
+                with self._transaction():
+                    task_id = int(self._db.execute(_INSERT, values).lastrowid or 0)
+                    self._apply()  # after the insert: a refused key leaves the queue alone
+                    return task_id
+            except sqlite3.IntegrityError:
+                raise
+            except sqlite3.Error as error:
+                raise JournalError(f"journal {self.path}: cannot write a task: {error}") from None
 
     def started(self, task_id: int, attempt: int, worker: int) -> None:
         """Queue: attempt number ``attempt`` of the task began on ``worker``."""
         with self._wake:
             self._starts[task_id] = (attempt, worker, time.time())  # the latest attempt
             self._notify_first()
+
+    def started_now(self, task_id: int, attempt: int, worker: int) -> None:
+        """Commit at once that attempt number ``attempt`` of the task began on ``worker``
+        (with whatever else is queued)."""
+        self.started(task_id, attempt, worker)
+        with self._lock:
+            self._check_open()
+            self._flush_locked()
 
     def settled(
         self, task_id: int, state: str, attempts: int, error: str | None, result: bytes | None
@@ -204,7 +235,20 @@ class Store:
                     return
                 self._wake.wait(GROUP_WINDOW)  # let a group gather
             with self._lock:
-                self._flush_locked()
+                try:
+                    self._flush_locked()
+                except sqlite3.Error:  # e.g. another connection holds the file: again later
+                    failed = True
+                else:
+                    failed = False
+            if failed:
+                if self._closing:
+                    return  # close() tries once more and reports the error
+                time.sleep(RETRY_AFTER)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise JournalClosedError(f"journal {self.path} is closed")
 
     def _flush_locked(self) -> None:
         """Write the queued changes (the connection's lock held)."""
@@ -220,6 +264,20 @@ class Store:
         with self._wake:
             starts, self._starts = self._starts, {}
             settles, self._settles = self._settles, []
+        try:
+            self._write_changes(dict(starts), settles)
+        except BaseException:  # the transaction rolls back: queue the changes again
+            with self._wake:
+                for task_id, start in starts.items():
+                    self._starts.setdefault(task_id, start)  # a later start stays
+                self._settles[:0] = settles
+            raise
+
+    def _write_changes(
+        self,
+        starts: dict[int, tuple[int, int, float]],
+        settles: list[tuple[int, str, int, float, str | None, bytes | None]],
+    ) -> None:
         if settles:
             rows = []
             for task_id, state, attempts, ended, error, result in settles:
@@ -253,15 +311,20 @@ class Store:
             self._wake.notify()
         self._writer.join()
         with self._lock:
-            self._flush_locked()
-            self._closed = True
-            self._db.close()
+            if self._closed:
+                return
+            try:
+                self._flush_locked()
+            finally:
+                self._closed = True
+                self._db.close()
 
     # -- reads ------------------------------------------------------------------------------
 
     def rows(self, where: str = "", values: tuple[Any, ...] = ()) -> list[Row]:
         """The tasks matching ``where`` (SQL), oldest first, after the queued changes."""
         with self._lock:
+            self._check_open()
             self._flush_locked()
             cursor = self._db.execute(
                 "SELECT id, key, fn, call, priority, affinity, state, attempts, error, result"
@@ -278,17 +341,22 @@ class Store:
     def frame(self) -> pd.DataFrame:
         """One row per task: ``id``, ``key``, ``fn``, ``state``, ``attempts``, ``worker``,
         ``submitted``, ``started``, ``ended`` (Unix seconds), ``error``."""
+        query = (
+            "SELECT id, key, fn, state, attempts, worker, submitted, started, ended, error"
+            " FROM tasks ORDER BY id"
+        )
         with self._lock:
-            self._flush_locked()
-            return pd.read_sql_query(
-                "SELECT id, key, fn, state, attempts, worker, submitted, started, ended, error"
-                " FROM tasks ORDER BY id",
-                self._db,
-            )
+            if not self._closed:
+                self._flush_locked()
+                return pd.read_sql_query(query, self._db)
+        # Closed (its pool shut down): read the file as it is, without changing it.
+        with closing(sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            return pd.read_sql_query(query, db)
 
     def execute(self, statement: str, values: tuple[Any, ...] = ()) -> int:
         """Run one changing statement at once (the CLI's commands); rows changed."""
         with self._lock:
+            self._check_open()
             self._flush_locked()
             with self._transaction():
                 return self._db.execute(statement, values).rowcount
