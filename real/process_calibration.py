@@ -18,9 +18,14 @@ stand-in service, its done-callback):
   dead, and from its restart to the new process beginning a task (a new process imports
   the parent's main module first).
 
-The machine's figures (cores, sleep overshoot, the interpreter lock's switch interval
-and hand-over) are the threaded pool's (:mod:`real.calibration`): the parent's
-dispatching threads share one lock as any threads do.
+* ``cores``: the CPU seconds per second that worker processes get, measured with twice
+  as many processes as CPUs draining 10 ms tasks of pure Python (about 1.85 of 2 here,
+  where threads of one process get 1.97: the parent, its threads and the switches
+  between processes take the rest).
+
+The other machine figures (sleep overshoot, the interpreter lock's switch interval and
+hand-over) are the threaded pool's (:mod:`real.calibration`): the parent's dispatching
+threads share one lock as any threads do.
 """
 
 from __future__ import annotations
@@ -43,6 +48,8 @@ from real.process_replay import ReplayPool, StandIn, by_index, start_process_poo
 
 #: Seconds the first task holds the single worker while the queue is filled.
 GATE_SECONDS = 0.3
+#: CPU seconds of each task of the drain that measures the cores processes get.
+CORES_TASK_SECONDS = 0.01
 #: Task lengths (s) at which the remote call is measured besides none and ``sleep_seconds``.
 CURVE_SECONDS = (0.001, 0.002, 0.02)
 
@@ -59,6 +66,7 @@ def process_overhead(thread_figures: Overhead, samples: int, sleep_seconds: floa
     exit_detection, process_start = _restart(max(3, samples // 80))
     return replace(
         thread_figures,
+        cores=_process_cores(max(10, samples // 10), dispatch),
         dispatch=dispatch,
         remote_call=dict(curve)[sleep_seconds],
         remote_call_curve=tuple(curve),
@@ -102,6 +110,30 @@ def _drain(n_tasks: int, wait_seconds: float) -> tuple[float, float]:
         pool.shutdown(wait=True)
     per_task_cpu = cpu / n_tasks
     return per_task_cpu, max(0.0, wall / n_tasks - wait_seconds)
+
+
+def _process_cores(tasks_per_worker: int, dispatch: float) -> float:
+    """The cores worker processes get: twice as many processes as the machine has CPUs
+    drain tasks of pure Python; the CPU seconds delivered (the tasks' and the parent's
+    dispatch) per second of the drain."""
+    workers = 2 * (os.cpu_count() or 1)
+    n_tasks = tasks_per_worker * workers
+    cpu = np.full(n_tasks, CORES_TASK_SECONDS)
+    nothing = np.zeros(n_tasks)
+    workload = Workload(
+        nothing, cpu, np.zeros(n_tasks, np.int64), np.ones(n_tasks), np.full(n_tasks, -1)
+    )
+    stand_in = StandIn.of(workload, None, frozenset())
+    pool = start_process_pool(FIFO(), workers, Recovery(), 0, Recorder(workload, workers), stand_in)
+    try:
+        started = time.perf_counter()
+        futures = [pool.submit_with(by_index, (task,)) for task in range(n_tasks)]
+        for future in futures:
+            future.result()
+        wall = time.perf_counter() - started
+    finally:
+        pool.shutdown(wait=True)
+    return n_tasks * (CORES_TASK_SECONDS + dispatch) / wall
 
 
 def _submit(n_tasks: int) -> float:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -201,6 +202,8 @@ def test_calibrating_processes_measures_their_own_costs() -> None:
     task_seconds = [task for task, _ in figures.remote_call_curve]
     assert task_seconds == [0.0, 0.001, 0.002, 0.005, 0.02]
     assert dict(figures.remote_call_curve)[0.005] == figures.remote_call
+    # The cores worker processes get, measured with processes (not the threads' figure).
+    assert 0.5 < figures.cores <= (os.cpu_count() or 1) * 1.05
     assert figures.thread_start > 0 and figures.submit > 0
     assert 0 < figures.exit_detection < 1.0  # the sentinel, not a heartbeat
     assert _children_end()
