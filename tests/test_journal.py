@@ -465,10 +465,11 @@ def test_queued_updates_survive_a_refused_key(path: Path) -> None:
     store = Store(path, "json")
     try:
         ids = [store.add(f"k{n}", "journal_tasks:square", b"[[1],{}]", 0, -1) for n in range(70)]
-        with store._wake:  # queue the updates without the writer taking them meanwhile
+        queue = store._changes
+        with queue.wake:  # queue the updates without the writer taking them meanwhile
             for task_id in ids:
-                store._starts[task_id] = (1, 0, time.time())
-                store._settles.append((task_id, "done", 1, time.time(), None, None))
+                queue._starts[task_id] = (1, 0, time.time())
+                queue._outcomes.append((task_id, "done", 1, time.time(), None, None))
         with pytest.raises(sqlite3.IntegrityError):
             store.add("k0", "journal_tasks:square", b"[[1],{}]", 0, -1)  # carries them
     finally:

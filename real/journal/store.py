@@ -22,6 +22,9 @@ from typing import Any, NamedTuple
 
 import pandas as pd
 
+from real.journal import changes
+from real.journal.changes import Changes
+
 #: The layout this code writes; a file of a later one is refused.
 SCHEMA_VERSION = 1
 STATES = ("pending", "running", "done", "failed")
@@ -109,11 +112,12 @@ class Store:
         #: Held while the connection is used; the queue of changes has a lock of its own,
         #: so queuing one (a worker, under its pool's lock) never waits for the disk.
         self._lock = threading.Lock()
-        #: Changes not yet written: each task's latest attempt start, and outcomes.
-        self._starts: dict[int, tuple[int, int, float]] = {}
-        self._settles: list[tuple[int, str, int, float, str | None, bytes | None]] = []
-        self._wake = threading.Condition(threading.Lock())
-        self._closing = self._closed = False
+        #: Changes not yet written (attempt starts, outcomes); the pool's threads queue
+        #: them with ``started`` and ``settled``.
+        self._changes = Changes()
+        self.started = self._changes.started
+        self.settled = self._changes.settled
+        self._closed = False
         try:
             self.encoding = self._prepare(encoding)
         except JournalError:
@@ -189,8 +193,7 @@ class Store:
         values = (key, fn, call, priority, affinity, time.time())
         with self._lock:
             self._check_open()
-            with self._wake:
-                carry = len(self._starts) + len(self._settles) >= CARRIED_CHANGES
+            carry = self._changes.count() >= CARRIED_CHANGES
             try:
                 if not carry:  # one statement, committed by itself
                     return int(self._db.execute(_INSERT, values).lastrowid or 0)
@@ -203,40 +206,16 @@ class Store:
             except sqlite3.Error as error:
                 raise JournalError(f"journal {self.path}: cannot write a task: {error}") from None
 
-    def started(self, task_id: int, attempt: int, worker: int) -> None:
-        """Queue: attempt number ``attempt`` of the task began on ``worker``."""
-        with self._wake:
-            self._starts[task_id] = (attempt, worker, time.time())  # the latest attempt
-            self._notify_first()
-
     def started_now(self, task_id: int, attempt: int, worker: int) -> None:
         """Commit at once that attempt number ``attempt`` of the task began on ``worker``
         (with whatever else is queued)."""
-        self.started(task_id, attempt, worker)
+        self._changes.started(task_id, attempt, worker)
         with self._lock:
             self._check_open()
             self._flush_locked()
 
-    def settled(
-        self, task_id: int, state: str, attempts: int, error: str | None, result: bytes | None
-    ) -> None:
-        """Queue: the task is done or failed (recorded once)."""
-        with self._wake:
-            self._settles.append((task_id, state, attempts, time.time(), error, result))
-            self._notify_first()
-
-    def _notify_first(self) -> None:
-        if len(self._starts) + len(self._settles) == 1:
-            self._wake.notify()
-
     def _write(self) -> None:
-        while True:
-            with self._wake:
-                while not (self._starts or self._settles) and not self._closing:
-                    self._wake.wait()
-                if not (self._starts or self._settles):
-                    return
-                self._wake.wait(GROUP_WINDOW)  # let a group gather
+        while self._changes.wait_for_group(GROUP_WINDOW):
             with self._lock:
                 try:
                     self._flush_locked()
@@ -245,7 +224,7 @@ class Store:
                 else:
                     failed = False
             if failed:
-                if self._closing:
+                if self._changes.closing:
                     return  # close() tries once more and reports the error
                 time.sleep(RETRY_AFTER)
 
@@ -255,63 +234,22 @@ class Store:
 
     def _flush_locked(self) -> None:
         """Write the queued changes (the connection's lock held)."""
-        with self._wake:
-            pending = bool(self._starts or self._settles)
-        if pending and not self._closed:
+        if self._changes.count() and not self._closed:
             with self._transaction():
                 self._apply()
 
     def _apply(self) -> None:
-        """Write the queued changes inside the current transaction. A task that started
-        and settled since the last commit gets one update, not two."""
-        with self._wake:
-            starts, self._starts = self._starts, {}
-            settles, self._settles = self._settles, []
-        try:
-            self._write_changes(dict(starts), settles)
-        except BaseException:  # the transaction rolls back: queue the changes again
-            with self._wake:
-                for task_id, start in starts.items():
-                    self._starts.setdefault(task_id, start)  # a later start stays
-                self._settles[:0] = settles
-            raise
-
-    def _write_changes(
-        self,
-        starts: dict[int, tuple[int, int, float]],
-        settles: list[tuple[int, str, int, float, str | None, bytes | None]],
-    ) -> None:
-        if settles:
-            rows = []
-            for task_id, state, attempts, ended, error, result in settles:
-                attempt, worker, began = starts.pop(task_id, (attempts, None, None))
-                rows.append(
-                    (state, max(attempt, attempts), worker, began, ended, error, result, task_id)
-                )
-            self._db.executemany(
-                "UPDATE tasks SET state=?, attempts=max(attempts, ?),"
-                " worker=coalesce(?, worker), started=coalesce(?, started), ended=?, error=?,"
-                " result=? WHERE id=? AND state IN ('pending', 'running')",
-                rows,
-            )
-        if starts:
-            self._db.executemany(
-                "UPDATE tasks SET state='running', attempts=?, worker=?, started=?"
-                " WHERE id=? AND state IN ('pending', 'running')",
-                [
-                    (attempt, worker, began, task_id)
-                    for task_id, (attempt, worker, began) in starts.items()
-                ],
-            )
+        """Write the queued changes inside the current transaction (queued again if it
+        fails, as it then rolls back)."""
+        with self._changes.taken() as (starts, outcomes):
+            changes.write(self._db, starts, outcomes)
 
     def close(self) -> None:
         """Commit what is queued and close the file. Idempotent."""
         with self._lock:
             if self._closed:
                 return
-        with self._wake:
-            self._closing = True
-            self._wake.notify()
+        self._changes.close()
         self._writer.join()
         with self._lock:
             if self._closed:
