@@ -14,7 +14,7 @@ from collections.abc import Callable, Hashable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
-from real.journal.codec import ENCODINGS
+from real.journal.codec import check_options
 from real.task_future import TaskFuture
 
 if TYPE_CHECKING:
@@ -35,10 +35,7 @@ class JournaledSubmits:
         self, journal: str | os.PathLike[str] | None, encoding: str, keep_results: bool
     ) -> None:
         """Check the journal options and open the file (None: no journal)."""
-        if encoding not in ENCODINGS:
-            raise ValueError(f"journal_encoding must be one of {ENCODINGS}, got {encoding!r}")
-        if not isinstance(keep_results, bool):
-            raise ValueError(f"journal_results must be True or False, got {keep_results!r}")
+        check_options(encoding, keep_results)  # also when there is no journal to open
         self.journal = None
         #: Journaled submits under way; the journal closes once none is (see shutdown).
         self._journal_gate = threading.Condition()
@@ -139,17 +136,16 @@ class JournaledSubmits:
                 self._journal_gate.wait()
         self.journal.close()
 
-    # Provided by the pool.
-    def _task(
-        self,
-        fn: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        priority: int,
-        affinity: int,
-        key: Hashable | None,
-    ) -> TaskFuture:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # provided by the pool (PoolExecutor)
 
-    def _enqueue(self, item: TaskFuture, resumed: bool = False) -> Future[Any]:
-        raise NotImplementedError
+        def _task(
+            self,
+            fn: Callable[..., Any],
+            args: tuple[Any, ...],
+            kwargs: dict[str, Any],
+            priority: int,
+            affinity: int,
+            key: Hashable | None,
+        ) -> TaskFuture: ...
+
+        def _enqueue(self, item: TaskFuture, resumed: bool = False) -> Future[Any]: ...

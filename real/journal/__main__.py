@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from real.journal.store import JournalError, Store
+from real.journal.store import STATES, JournalError, Store
 
 PROG = "python -m real.journal"
 #: Failures ``inspect`` shows.
@@ -64,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _inspect(store: Store) -> None:
     frame = store.frame()
     print(f"{store.path}: {len(frame)} tasks (encoding {store.encoding})")
-    for state in ("pending", "running", "done", "failed"):
+    for state in STATES:
         print(f"  {state:8} {int((frame['state'] == state).sum())}")
     failed = frame[frame["state"] == "failed"].tail(SHOWN_FAILURES)
     for row in failed.itertuples():

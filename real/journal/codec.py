@@ -26,6 +26,14 @@ from typing import Any
 ENCODINGS = ("json", "pickle")
 
 
+def check_options(encoding: str, keep_results: bool) -> None:
+    """Raise ValueError naming ``journal_encoding`` or ``journal_results`` if bad."""
+    if encoding not in ENCODINGS:
+        raise ValueError(f"journal_encoding must be one of {ENCODINGS}, got {encoding!r}")
+    if not isinstance(keep_results, bool):
+        raise ValueError(f"journal_results must be True or False, got {keep_results!r}")
+
+
 class NotJournalableError(ValueError):
     """A task the journal cannot keep (the message says why)."""
 

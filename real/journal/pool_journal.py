@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from real.journal.codec import (
-    ENCODINGS,
     callable_name,
+    check_options,
     decode_call,
     decode_result,
     encode_call,
@@ -47,16 +47,13 @@ class Journal:
     """The journal file at ``path`` as a pool uses it (see the module)."""
 
     def __init__(self, path: str | os.PathLike[str], encoding: str, keep_results: bool) -> None:
-        if encoding not in ENCODINGS:
-            raise ValueError(f"journal_encoding must be one of {ENCODINGS}, got {encoding!r}")
-        if not isinstance(keep_results, bool):
-            raise ValueError(f"journal_results must be True or False, got {keep_results!r}")
+        check_options(encoding, keep_results)
         self._owner, created = _own(Path(path))
         try:
             self.store = Store(path, encoding)
         except BaseException:
             if created:  # a refused journal leaves nothing behind (unlinked while locked)
-                Path(path).with_name(Path(path).name + ".owner").unlink(missing_ok=True)
+                _owner_file(Path(path)).unlink(missing_ok=True)
             _OWNED.discard(self._owner)
             os.close(self._owner)
             raise
@@ -230,13 +227,17 @@ class Journal:
                 self._owner = -1
 
 
+def _owner_file(path: Path) -> Path:
+    return path.with_name(path.name + ".owner")
+
+
 def _own(path: Path) -> tuple[int, bool]:
     """Lock ``path``'s owner file (``<path>.owner``, holding this process's id) for this
     pool: two pools on one journal would both run its unfinished tasks. Its descriptor,
     and whether the file was created."""
     if not path.parent.is_dir():
         raise JournalError(f"journal {path}: the directory {path.parent} does not exist")
-    owner = path.with_name(path.name + ".owner")
+    owner = _owner_file(path)
     created = not owner.exists()
     descriptor = os.open(owner, os.O_CREAT | os.O_RDWR, 0o600)
     try:
