@@ -46,11 +46,10 @@ class SimulatedPool:
     process with a lock of its own, so a task's lock-holding computing runs beside the
     others' (only the parent's dispatch, ``overhead.dispatch``, holds the parent's lock),
     a call also waits its remote call (the round trip, ``overhead.remote_calls``: after
-    a task of that length), a worker that exits (a
-    crash, a poison task) is seen after ``overhead.exit_detection``, one that stops looks
-    alive a while longer (its last heartbeat counts for an interval), and a worker
-    declared dead while running (a hang, a task timeout) is killed: it returns no late
-    result.
+    a task of that length), a worker that exits (a crash, a poison task) is seen after
+    ``overhead.exit_detection``, one that stops looks alive a while longer (its last
+    heartbeat counts for an interval), and a worker declared dead while running (a hang,
+    a task timeout) is killed: it returns no late result.
     """
 
     def __init__(
