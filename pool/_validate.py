@@ -19,6 +19,13 @@ def positive(name: str, value: Any) -> float:
     return number
 
 
+def boolean(name: str, value: Any) -> bool:
+    """``value`` if it is True or False, else a ValueError naming ``name``."""
+    if not isinstance(value, bool | np.bool_):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 def non_negative(name: str, value: Any) -> float:
     """``value`` as a float if finite and >= 0, else a ValueError naming ``name``."""
     number = _finite(name, value)

@@ -15,6 +15,7 @@ declared dead at that tick.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -52,6 +53,13 @@ class FaultPlan:
     ``crash_mtbf`` / ``hang_mtbf``: mean time between random crashes / hangs per worker
     slot (exponential), hangs lasting ``hang_duration`` s. ``poison_tasks``: task ids
     whose every attempt crashes the worker running it.
+
+    ``pool_restarts``: (time, downtime) pairs: at ``time`` the whole process that holds
+    the pool dies (a deploy, an OOM kill): every worker, every queued task and every
+    pending retry with it, and nothing is submitted until the program runs again,
+    ``downtime`` s later (a supervisor's restart delay; the program's own start comes on
+    top). The pool keeps its tasks in a journal (``journal=`` of the real pools), so the
+    restarted pool runs every unfinished one again, with the attempts it had.
     """
 
     crashes: Sequence[tuple[float, int]] = ()
@@ -61,6 +69,7 @@ class FaultPlan:
     hang_mtbf: float | None = None
     hang_duration: float = 0.5
     poison_tasks: Sequence[int] = field(default_factory=tuple)
+    pool_restarts: Sequence[tuple[float, float]] = ()
 
     def __post_init__(self) -> None:
         crashes = tuple(
@@ -84,6 +93,15 @@ class FaultPlan:
             for t in _entries("poison_tasks", self.poison_tasks, "task id", 0)
         )
         object.__setattr__(self, "poison_tasks", poison)
+        restarts = tuple(
+            (_time("pool_restarts", t), _validate.non_negative("pool_restarts downtime", d))
+            for t, d in _entries("pool_restarts", self.pool_restarts, "(time, downtime)", 2)
+        )
+        if any(t2 < t1 + d1 for (t1, d1), (t2, _) in itertools.pairwise(sorted(restarts))):
+            raise ValueError(
+                f"pool_restarts must not overlap (each after the last downtime), got {restarts!r}"
+            )
+        object.__setattr__(self, "pool_restarts", tuple(sorted(restarts)))
 
     @property
     def injects_worker_faults(self) -> bool:

@@ -47,6 +47,14 @@ class Overhead:
     ``exit_detection`` (the process backend only): from a worker process's exit (a kill)
     until the pool declares it dead, through its process sentinel.
 
+    The journal (``journal=`` of the real pools; :func:`real.calibrate` with
+    ``journal=True`` measures these): ``journal_submit``, the Python time a journaled
+    ``submit`` adds on the submitting thread, holding the lock (writing the task before
+    it returns); ``journal_replay``, per unfinished task, what a pool opened on a journal
+    spends reading it and queueing the task again; ``program_start``, from starting a
+    program anew (a new interpreter, its imports) until its pool serves: what a pool
+    restart (:attr:`pool.FaultPlan.pool_restarts`) costs beyond its downtime.
+
     The defaults describe an ideal machine: no costs and unlimited cores; the model then
     still serialises lock-holding computing, with CPython's default switch interval.
     """
@@ -62,12 +70,16 @@ class Overhead:
     remote_call: float = 0.0
     exit_detection: float = 0.0
     remote_call_curve: tuple[tuple[float, float], ...] = ()
+    journal_submit: float = 0.0
+    journal_replay: float = 0.0
+    program_start: float = 0.0
 
     def __post_init__(self) -> None:
         if self.gil_handoff_busy is None:
             object.__setattr__(self, "gil_handoff_busy", self.gil_handoff)
         costs = ("dispatch", "sleep_overshoot", "thread_start", "gil_handoff", "submit")
-        for name in (*costs, "remote_call", "exit_detection"):
+        journal = ("journal_submit", "journal_replay", "program_start")
+        for name in (*costs, "remote_call", "exit_detection", *journal):
             _validate.non_negative(name, getattr(self, name))
         _validate.non_negative("gil_handoff_busy", self.gil_handoff_busy)
         object.__setattr__(self, "remote_call_curve", _curve(self.remote_call_curve))

@@ -34,6 +34,8 @@ EVENT_KINDS = (
     "steal",
     "scale_up",
     "scale_down",
+    "pool_crash",
+    "pool_restart",
 )
 
 

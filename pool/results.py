@@ -21,6 +21,8 @@ import pandas as pd
 
 STATUS_NAMES = np.array(["lost", "done", "failed"])
 FAULT_KINDS = ("crash", "hang")
+#: Events after which a run reports its detection and recovery times.
+RECOVERED_FROM = (*FAULT_KINDS, "timeout", "pool_crash")
 
 
 class RunResult:
@@ -148,10 +150,11 @@ class RunResult:
         ``throughput``: completed tasks / makespan (tasks/s). ``utilization``: busy
         worker-seconds / serving worker-seconds. ``detection_time`` (only when faults were
         injected): mean over detected faults of the time from the fault to its detection.
-        ``recovery_time``: mean over detected faults of the time from the fault until the
-        pool is whole again and has worked off the backlog: the first instant, at or after
-        the failed slot's restart, at which the queue is back to its pre-fault level (its
-        time-average from the start to the fault).
+        ``recovery_time``: mean over detected faults and pool restarts of the time from the
+        fault until the pool is whole again and has worked off the backlog: the first
+        instant, at or after the failed slot's restart (the restarted pool's start), at
+        which the queue is back to its pre-fault level (its time-average from the start to
+        the fault).
         """
         done = self._status == 1
         kept = done & (self._arrival >= warmup)
@@ -174,7 +177,7 @@ class RunResult:
             "stolen": float(self._stolen.sum()),
             "makespan": makespan,
         }
-        if any(row[1] in FAULT_KINDS or row[1] == "timeout" for row in self._event_rows):
+        if any(row[1] in RECOVERED_FROM for row in self._event_rows):
             stats.update(self._recovery())
         return stats
 
@@ -198,6 +201,18 @@ class RunResult:
         queued = timeline["queued"].to_numpy()
         detections, recoveries = [], []
         for fault_time, kind, worker, _ in self._event_rows:
+            if kind == "pool_crash":  # recovered from the restarted pool on; not detected
+                restarted = next(
+                    (
+                        t
+                        for t, k, _, _ in self._event_rows
+                        if k == "pool_restart" and t >= fault_time
+                    ),
+                    None,
+                )
+                if restarted is not None:
+                    recoveries.append(self._back_to_level(times, queued, fault_time, restarted))
+                continue
             if kind not in FAULT_KINDS:
                 continue
             detected = next(
@@ -219,14 +234,21 @@ class RunResult:
                 ),
                 detected,
             )
-            baseline = _time_average(times, queued, fault_time)
-            after = np.nonzero((times >= restarted) & (queued <= baseline))[0]
-            if after.size:
-                recoveries.append(float(times[after[0]]) - fault_time)
+            recoveries.append(self._back_to_level(times, queued, fault_time, restarted))
         return {
             "detection_time": _mean(np.asarray(detections)),
-            "recovery_time": _mean(np.asarray(recoveries)),
+            "recovery_time": _mean(np.asarray([r for r in recoveries if not math.isnan(r)])),
         }
+
+    @staticmethod
+    def _back_to_level(
+        times: npt.NDArray[np.float64], queued: npt.NDArray[Any], fault: float, restarted: float
+    ) -> float:
+        """Seconds from ``fault`` to the first instant, at or after ``restarted``, when the
+        queue is back to its time-average before the fault (NaN: never)."""
+        baseline = _time_average(times, queued, fault)
+        after = np.nonzero((times >= restarted) & (queued <= baseline))[0]
+        return float(times[after[0]]) - fault if after.size else math.nan
 
 
 def _time_average(times: npt.NDArray[np.float64], level: npt.NDArray[Any], until: float) -> float:

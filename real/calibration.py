@@ -34,7 +34,10 @@ from real.work import LockFreeWork
 
 
 def calibrate(
-    samples: int = 400, sleep_seconds: float = 0.005, backend: str = "thread"
+    samples: int = 400,
+    sleep_seconds: float = 0.005,
+    backend: str = "thread",
+    journal: bool = False,
 ) -> Overhead:
     """Measure this machine's per-task costs, cores and lock hand-over (about 2 s).
 
@@ -42,16 +45,23 @@ def calibrate(
     a median or a mean over a batch, in seconds (cores: CPU seconds per second).
     ``backend="process"`` measures a pool of worker processes instead (a few seconds
     more: :mod:`real.process_calibration`), for ``sim.run(..., backend="process")``.
+    ``journal=True`` also measures what a journal costs (a few seconds more:
+    :mod:`real.journal_calibration`), for ``sim.run(..., journal=True)``.
     """
     samples = _validate.integer_at_least("samples", samples, 10)
     sleep_seconds = _validate.positive("sleep_seconds", sleep_seconds)
     backend = _choice("backend", backend, ("thread", "process"))
+    journal = _validate.boolean("journal", journal)
     with _collector_paused():
         figures = _measure(samples, sleep_seconds)
         if backend == "process":
             from real.process_calibration import process_overhead
 
             figures = process_overhead(figures, samples, sleep_seconds)
+    if journal:  # with the collector on: a journal's pool runs with it
+        from real.journal_calibration import journal_overhead
+
+        figures = journal_overhead(figures, samples * 5, backend)
     return figures
 
 

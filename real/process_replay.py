@@ -213,10 +213,18 @@ def start_process_pool(
     assert isinstance(backend, WorkerProcesses)
     if isinstance(backend, ReplayProcesses):
         backend.stand_in = stand_in
+    wait_until_ready(pool, workers)
+    return pool
+
+
+def wait_until_ready(pool: ProcessPool, workers: int) -> None:
+    """Return once ``workers`` worker processes of ``pool`` are ready (or it is broken,
+    or their start timed out)."""
+    backend = pool._backend
+    assert isinstance(backend, WorkerProcesses)
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         with backend.lock:
             if backend.ready_children() >= workers or backend.broken is not None:
-                break
+                return
         time.sleep(0.005)
-    return pool

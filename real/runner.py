@@ -13,6 +13,7 @@ import pickle
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from pool import _validate
@@ -42,6 +43,7 @@ def run(
     timeout: float | None = None,
     perform: Callable[[int], Any] | None = None,
     backend: str = "thread",
+    journal: bool = False,
 ) -> RunResult:
     """Run ``workload`` on a real pool of ``workers`` threads under ``policy``.
 
@@ -58,6 +60,13 @@ def run(
     picklable; see :mod:`real.process_replay`). The replay starts once every worker
     process is ready (``meta["workers_ready"]``, pool seconds: arrivals before it wait).
     Poison tasks need the stand-in service on either backend.
+
+    ``journal=True``: the pool keeps its tasks in a journal, and the FaultPlan's
+    ``pool_restarts`` are real: the replay runs in a program of its own, killed with
+    ``SIGKILL`` (its worker processes too) at each restart and started again after the
+    downtime, its pool resuming from the journal (:mod:`real.restart_replay`). It takes
+    the stand-in service and no other faults. Pool restarts need the journal here (the
+    model can also say what a pool without one loses).
     """
     if not isinstance(workload, Workload):
         raise ValueError(f"workload must be a pool.Workload, got {workload!r}")
@@ -68,6 +77,8 @@ def run(
     if perform is not None and not callable(perform):
         raise ValueError(f"perform must be a callable of the task index, got {perform!r}")
     backend = _choice("backend", backend, BACKENDS)
+    journal = _validate.boolean("journal", journal)
+    _check_journaled(journal, faults, perform)
     stand_in_faults = faults.crashes or faults.hangs or faults.crash_mtbf or faults.hang_mtbf
     if perform is not None and faults.poison_tasks:
         raise ValueError("faults: poison tasks need the stand-in service, not perform")
@@ -82,7 +93,12 @@ def run(
     total_service = float(workload.service.sum())
     if timeout is None:
         timeout = 3.0 * (workload.duration + total_service / workers) + 30.0
+        timeout += sum(downtime for _, downtime in faults.pool_restarts)
     timeout = _validate.positive("timeout", timeout)
+    if journal:
+        from real.restart_replay import run_journaled
+
+        return run_journaled(workload, policy, workers, faults, recovery, seed, timeout, backend)
     schedule, failures = run_faults(
         faults, workload, workers, policy.max_workers, recovery.max_attempts, streams
     )
@@ -130,6 +146,26 @@ def run(
         "workers_ready": workers_ready,
     }
     return recorder.result("real", meta)
+
+
+def _check_journaled(journal: bool, faults: FaultPlan, perform: object) -> None:
+    """A journaled replay takes pool restarts and the stand-in service alone; pool
+    restarts need the journal."""
+    if not journal:
+        if faults.pool_restarts:
+            raise ValueError(
+                "faults: pool_restarts need journal=True (a pool's program "
+                "restarted without a journal has nothing to resume)"
+            )
+        return
+    if perform is not None:
+        raise ValueError("perform: a journaled replay runs the stand-in service only")
+    others = replace(faults, pool_restarts=())
+    if others != FaultPlan():
+        raise ValueError(
+            "faults: a journaled replay injects pool_restarts only, not crashes, hangs, "
+            f"failing or poison tasks; got {faults!r}"
+        )
 
 
 def _check_picklable(perform: Callable[[int], Any]) -> None:

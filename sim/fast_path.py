@@ -36,6 +36,7 @@ def applies(config: SimulatedPool, workload: Workload) -> bool:
         and config.faults == FaultPlan()
         and config.recovery.task_timeout is None
         and not config.overhead.models_cpu
+        and not (config.journal and config.overhead.journal_submit > 0)
         and config.overhead.thread_start == 0
         and not workload.cpu_fraction.any()
     )

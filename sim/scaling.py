@@ -18,4 +18,5 @@ def scaler(run: _Run) -> Generator[simpy.Event, Any, None]:
     assert interval is not None
     while True:
         yield env.timeout(interval)
-        scale(env.now)
+        if not run.down:  # a dead process decides nothing
+            scale(env.now)

@@ -50,6 +50,11 @@ class SimulatedPool:
     ``overhead.exit_detection``, one that stops looks alive a while longer (its last
     heartbeat counts for an interval), and a worker declared dead while running (a hang,
     a task timeout) is killed: it returns no late result.
+
+    ``journal``: the pool keeps its tasks in a journal (``journal=`` of the real pools):
+    each submit also writes the task (``overhead.journal_submit``, holding the lock), and
+    after a pool restart (``faults.pool_restarts``, :mod:`sim.restarts`) the new pool
+    runs every unfinished task again; without one they are lost with the process.
     """
 
     def __init__(
@@ -61,6 +66,7 @@ class SimulatedPool:
         seed: int = 0,
         overhead: Overhead | None = None,
         backend: str = "thread",
+        journal: bool = False,
     ) -> None:
         self.policy = resolve(policy)
         self.workers = _validate.integer_at_least("workers", workers, 1)
@@ -69,6 +75,7 @@ class SimulatedPool:
         self.seed = _validate.integer_at_least("seed", seed, 0)
         self.overhead = _validate.optional("overhead", overhead, Overhead, Overhead)
         self.backend = _choice("backend", backend, BACKENDS)
+        self.journal = _validate.boolean("journal", journal)
 
     def run(self, workload: Workload) -> RunResult:
         """Simulate ``workload`` to the end: every task ``done`` or ``failed``."""
@@ -89,6 +96,7 @@ class _Run:
 
     def __init__(self, config: SimulatedPool, workload: Workload) -> None:
         from sim.recovery import FaultHandler
+        from sim.restarts import PoolRestarts
 
         self.env = simpy.Environment()
         self.policy = config.policy
@@ -114,8 +122,10 @@ class _Run:
         if not self.unfinished:
             self.all_done.succeed()
         self.dispatch = overhead.dispatch
+        self.journal = config.journal
+        self.submit_cost = overhead.submit + (overhead.journal_submit if config.journal else 0.0)
         self.cpu: Processor | None = None
-        if workload.cpu_fraction.any() or overhead.models_cpu:
+        if workload.cpu_fraction.any() or overhead.models_cpu or self.submit_cost > 0:
             self.cpu = Processor(
                 self.env,
                 overhead.cores,
@@ -132,6 +142,10 @@ class _Run:
         self.config = config
         self.started = False
         self.faults = FaultHandler(self, config.faults, config.workers)
+        #: Arrivals submitted so far; whether the pool's process is dead (a pool restart);
+        #: timers set before the last death are void (see :meth:`at`).
+        self.arrived, self.down, self.epoch = 0, False, 0
+        self.restarts = PoolRestarts(self)
 
     @staticmethod
     def durations_of(workload: Workload, overhead: Overhead, backend: str) -> list[float]:
@@ -153,6 +167,7 @@ class _Run:
         self.started = True  # the first processes started with the pool, before its clock
         self.env.process(self._arrivals() if self.cpu is None else threads.submitter(self))
         self.faults.start()
+        self.restarts.start()
         if self.policy.decision_interval is not None:
             from sim.scaling import scaler
 
@@ -185,12 +200,22 @@ class _Run:
         worker.wake.succeed()
 
     def at(self, due: float, action: Callable[[], None]) -> None:
-        """Run ``action`` at model time ``due``."""
+        """Run ``action`` at model time ``due``, unless the pool's process dies first."""
         event = self.env.timeout(max(0.0, due - self.env.now))
-        event.callbacks.append(lambda _: action())
+        epoch = self.epoch
+
+        def fire(_: simpy.Event) -> None:
+            if self.epoch == epoch:
+                action()
+
+        event.callbacks.append(fire)
 
     def place(self, task: int) -> None:
-        """Submit ``task`` (an arrival, a retry, a queue handed back) through the core."""
+        """Submit ``task`` (an arrival, a retry, a queue handed back) through the core;
+        while the pool's process is dead an arrival waits for its restart."""
+        if self.down:
+            self.restarts.held.append(task)
+            return
         self.core.submit(task, self.priority[task], self.affinity[task], self.env.now)
 
     def attempts(self, task: int) -> int:
@@ -219,6 +244,7 @@ class _Run:
             if arrival > now:
                 yield timeout(arrival - now)
                 now = arrival
+            self.arrived = task + 1
             place(task)
 
     def finish(self, task: int) -> None:
@@ -343,6 +369,7 @@ def run_meta(config: SimulatedPool, end_time: float) -> dict[str, object]:
         "recovery": vars(config.recovery),
         "end_time": end_time,
         "backend": config.backend,
+        "journal": config.journal,
     }
 
 
@@ -355,7 +382,8 @@ def run(
     seed: int = 0,
     overhead: Overhead | None = None,
     backend: str = "thread",
+    journal: bool = False,
 ) -> RunResult:
     """Simulate ``workload`` on ``workers`` workers under ``policy``; see :class:`SimulatedPool`."""
-    pool = SimulatedPool(policy, workers, faults, recovery, seed, overhead, backend)
+    pool = SimulatedPool(policy, workers, faults, recovery, seed, overhead, backend, journal)
     return pool.run(workload)

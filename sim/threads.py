@@ -23,16 +23,21 @@ SimEvents = Generator[simpy.Event, Any, None]
 
 def submitter(run: _Run) -> SimEvents:
     """Arrivals as a thread of the process submits them: it sleeps until each is due
-    (waking late by the sleep overshoot) and runs ``submit`` holding the lock."""
+    (waking late by the sleep overshoot) and runs ``submit`` (and a journaled pool's
+    write of the task) holding the lock."""
     assert run.cpu is not None
     env, cpu, submit = run.env, run.cpu, run.place
-    cost, overshoot = run.config.overhead.submit, run.config.overhead.sleep_overshoot
+    cost, overshoot = run.submit_cost, run.config.overhead.sleep_overshoot
     thread = "submitter"
     for task, arrival in enumerate(run.workload.arrival.tolist()):
         if arrival > env.now:
             yield env.timeout(arrival - env.now + overshoot)
             if (delay := cpu.wake_delay()) > 0:
                 yield env.timeout(delay)
+        run.arrived = task + 1
+        if run.down:  # the process is dead: the arrival waits for its restart
+            submit(task)
+            continue
         yield from cpu.acquire(thread, _no_faults)
         yield from cpu.hold(thread, cost, _no_faults)
         submit(task)

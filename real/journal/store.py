@@ -282,17 +282,11 @@ class Store:
     def frame(self) -> pd.DataFrame:
         """One row per task: ``id``, ``key``, ``fn``, ``state``, ``attempts``, ``worker``,
         ``submitted``, ``started``, ``ended`` (Unix seconds), ``error``."""
-        query = (
-            "SELECT id, key, fn, state, attempts, worker, submitted, started, ended, error"
-            " FROM tasks ORDER BY id"
-        )
         with self._lock:
             if not self._closed:
                 self._flush_locked()
-                return pd.read_sql_query(query, self._db)
-        # Closed (its pool shut down): read the file as it is, without changing it.
-        with closing(sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)) as db:
-            return pd.read_sql_query(query, db)
+                return pd.read_sql_query(_FRAME, self._db)
+        return read_tasks(self.path)  # closed (its pool shut down): the file as it is
 
     def execute(self, statement: str, values: tuple[Any, ...] = ()) -> int:
         """Run one changing statement at once (the CLI's commands); rows changed."""
@@ -307,6 +301,19 @@ class Store:
         with self._lock:
             self._flush_locked()
             self._db.execute("VACUUM")
+
+
+_FRAME = (
+    "SELECT id, key, fn, state, attempts, worker, submitted, started, ended, error"
+    " FROM tasks ORDER BY id"
+)
+
+
+def read_tasks(path: Path) -> pd.DataFrame:
+    """:meth:`Store.frame` of the journal at ``path``, read without changing the file
+    (one no pool holds, or whose pool's process is gone)."""
+    with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+        return pd.read_sql_query(_FRAME, db)
 
 
 def _create_private(path: Path) -> None:

@@ -1,0 +1,217 @@
+"""``real.run(..., journal=True)``: a workload replayed by a journaled program that is
+killed for real at the FaultPlan's pool restarts.
+
+The program (:mod:`real.journal_program`) runs in a process of its own session, its
+pool journaled to a file in a private folder. At each of ``faults.pool_restarts`` its
+whole session (the program, its worker processes, their fork server) gets ``SIGKILL``;
+``downtime`` s later the program is started again, and its pool takes back what the
+journal holds unfinished. The record is the journal itself, read after each death and at
+the end: per task its state, attempts, last start and end; an attempt the journal saw
+running when its process died is an attempt lost with it, queued again from that
+instant. Times are seconds from the first program's ready instant (when its pool served),
+the instant arrivals count from.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import pickle
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import real
+from pool.faults import FaultPlan, Recovery
+from pool.policies import Policy
+from pool.records import DONE, FAILED, Recorder
+from pool.results import RunResult
+from pool.tasks import Workload
+from real.journal.store import read_tasks
+from real.journal_program import ProgramSpec
+
+#: Seconds a program may take from its start to its pool serving.
+READY_TIMEOUT_S = 60.0
+
+
+def run_journaled(
+    workload: Workload,
+    policy: Policy,
+    workers: int,
+    faults: FaultPlan,
+    recovery: Recovery,
+    seed: int,
+    timeout: float,
+    backend: str,
+) -> RunResult:
+    """Replay ``workload`` through the journaled program, killed at every pool restart
+    of ``faults`` (see the module); tasks unfinished after ``timeout`` s are lost."""
+    held, free, wait = workload.parts
+    with tempfile.TemporaryDirectory(prefix="poolbench-restart-") as folder:
+        spec = ProgramSpec(
+            arrival=workload.arrival.tolist(),
+            parts=list(zip(held.tolist(), free.tolist(), wait.tolist(), strict=True)),
+            priority=workload.priority.tolist(),
+            affinity=workload.affinity.tolist(),
+            policy=policy,
+            workers=workers,
+            recovery=recovery,
+            seed=seed,
+            backend=backend,
+            journal=str(Path(folder) / "tasks.db"),
+        )
+        spec_file = Path(folder) / "spec.pickle"
+        spec_file.write_bytes(pickle.dumps(spec))
+        replay = _Replay(workload, workers, spec_file, Path(spec.journal))
+        try:
+            replay.run(faults.pool_restarts, timeout)
+        finally:
+            replay.stop()
+        meta: dict[str, Any] = {
+            "policy": policy.describe(),
+            "workers": workers,
+            "seed": seed,
+            "recovery": vars(recovery),
+            "end_time": time.time() - replay.start,
+            "backend": backend,
+            "journal": True,
+            "program_starts": replay.program_starts,
+        }
+        return replay.result(meta)
+
+
+class _Replay:
+    """One replay: the running program, the instant arrivals count from, the record."""
+
+    def __init__(self, workload: Workload, workers: int, spec_file: Path, journal: Path):
+        self.workload, self.workers = workload, workers
+        self.spec_file, self.journal = spec_file, journal
+        self.recorder = Recorder(workload, workers)
+        self.program: subprocess.Popen[str] | None = None
+        self.start = math.nan
+        #: Seconds from each program's start until its pool served.
+        self.program_starts: list[float] = []
+
+    def run(self, restarts: Sequence[tuple[float, float]], timeout: float) -> None:
+        """Start the program, kill and restart it as planned, wait for it to finish."""
+        self.start = self._launch(None)
+        deadline = self.start + timeout
+        for instant, downtime in restarts:
+            time.sleep(max(0.0, self.start + instant - time.time()))
+            if self._finished():
+                break
+            back = self._kill() + downtime
+            time.sleep(max(0.0, back - time.time()))
+            ready = self._launch(self.start)
+            self.recorder.workers_changed(ready - self.start, self.workers)
+            self.recorder.event(ready - self.start, "pool_restart")
+        assert self.program is not None
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.program.wait(max(0.0, deadline - time.time()))
+
+    def _launch(self, start: float | None) -> float:
+        """Start the program; return when its pool served (Unix seconds)."""
+        argv = [sys.executable, "-m", "real.journal_program", str(self.spec_file)]
+        launched = time.time()
+        self.program = subprocess.Popen(
+            [*argv, *([] if start is None else [repr(start)])],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=program_environment(),
+            start_new_session=True,  # its worker processes die with it
+        )
+        ready = ready_instant(self.program)
+        self.program_starts.append(ready - launched)
+        return ready
+
+    def _finished(self) -> bool:
+        return self.program is not None and self.program.poll() is not None
+
+    def _kill(self) -> float:
+        """SIGKILL the program's whole session now and note what the journal held
+        running; return the instant of the kill (Unix seconds)."""
+        assert self.program is not None
+        instant = time.time()
+        killed = instant - self.start
+        _kill_session(self.program)
+        self.recorder.event(killed, "pool_crash")
+        self.recorder.workers_changed(killed, -self.workers)
+        tasks = read_tasks(self.journal)
+        running = tasks[tasks["state"] == "running"]
+        rec = self.recorder
+        for key, worker, started in running[["key", "worker", "started"]].itertuples(False):
+            task = int(key)
+            rec.worker[task] = int(worker)
+            rec.attempt_log.append(
+                (task, int(worker), rec.ready[task], started - self.start, killed, "lost-worker")
+            )
+            rec.requeue(task, killed)
+        return instant
+
+    def stop(self) -> None:
+        """Leave no program behind (a timeout, an error)."""
+        if self.program is not None and self.program.poll() is None:
+            _kill_session(self.program)
+        if self.program is not None and self.program.stdout is not None:
+            self.program.stdout.close()
+
+    def result(self, meta: dict[str, Any]) -> RunResult:
+        """The run's record, from the journal as the last program left it."""
+        rec = self.recorder
+        tasks = read_tasks(self.journal)
+        keys = tasks["key"].astype(int).to_numpy()
+        states, attempts = tasks["state"].to_numpy(), tasks["attempts"].to_numpy()
+        worker = tasks["worker"].fillna(-1).astype(int).to_numpy()
+        started = tasks["started"].to_numpy(dtype=float) - self.start
+        ended = tasks["ended"].to_numpy(dtype=float) - self.start
+        for row, task in enumerate(keys.tolist()):
+            rec.attempts[task] = int(attempts[row])
+            if states[row] not in ("done", "failed"):
+                continue  # lost: its program gave up before it ended
+            if not math.isnan(started[row]):
+                rec.start[task], rec.worker[task] = float(started[row]), int(worker[row])
+            rec.end[task] = float(ended[row])
+            if states[row] == "done":
+                rec.status[task] = DONE
+            else:
+                rec.status[task] = FAILED
+                rec.event(float(ended[row]), "failed", rec.worker[task], task)
+        return rec.result("real", meta)
+
+
+def program_environment() -> dict[str, str]:
+    """The environment of the journaled program: this one, with poolbench importable."""
+    source = str(Path(real.__file__).resolve().parent.parent)
+    paths = (source, os.environ.get("PYTHONPATH", ""))
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in paths if path)}
+
+
+def ready_instant(program: subprocess.Popen[str]) -> float:
+    """The Unix instant the program printed as its pool's ready one (killed if it does
+    not print it within :data:`READY_TIMEOUT_S`)."""
+    stdout = program.stdout
+    assert stdout is not None
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while (left := deadline - time.monotonic()) > 0:
+        if not select.select([stdout], [], [], left)[0]:
+            break  # silent until the deadline
+        line = stdout.readline()  # the program prints whole lines
+        if line.startswith("ready "):
+            return float(line.split()[1])
+        if not line:  # it ended
+            break
+    _kill_session(program)
+    raise RuntimeError(f"the journaled program did not start (exit code {program.poll()})")
+
+
+def _kill_session(program: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(program.pid, signal.SIGKILL)
+    program.wait()
