@@ -46,7 +46,8 @@ class Experiment:
     at least ``backend``, ``metric`` and ``value``; ``charts(results, folder)`` draws PNGs
     and returns their paths. ``needs_real``: the cells measure the real pool, so they
     never run in parallel and a calibration runs first; ``needs_processes``: some measure
-    a pool of worker processes, so a calibration of those runs too.
+    a pool of worker processes, so a calibration of those runs too; ``needs_journal``:
+    some run a journaled pool, so the calibrations measure the journal's costs too.
     """
 
     name: str
@@ -56,6 +57,7 @@ class Experiment:
     charts: Callable[[pd.DataFrame, Path], list[Path]]
     needs_real: bool = False
     needs_processes: bool = False
+    needs_journal: bool = False
 
 
 def cell_key(cell: Cell) -> str:

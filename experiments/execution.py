@@ -48,18 +48,23 @@ class CellRunner(Protocol):
         """Run every cell of ``todo``, write its file, and advance ``bar`` once per cell."""
 
 
-def calibration(folder: Path, needs_real: bool, backend: str = "thread") -> Overhead:
+def calibration(
+    folder: Path, needs_real: bool, backend: str = "thread", journal: bool = False
+) -> Overhead:
     """This machine's overhead for the model (of a pool of threads, or with ``backend``
-    "process" of worker processes): measured once per result folder and reused, so a
-    resumed run predicts with the figures its earlier cells used."""
+    "process" of worker processes; with ``journal`` the journal's costs too): measured
+    once per result folder and reused, so a resumed run predicts with the figures its
+    earlier cells used."""
     if not needs_real:
         return Overhead()
     saved = folder / ("calibration.json" if backend == "thread" else f"calibration_{backend}.json")
     if saved.is_file():
-        return Overhead.from_dict(json.loads(saved.read_text()))
+        kept = Overhead.from_dict(json.loads(saved.read_text()))
+        if not journal or kept.program_start > 0:  # else saved before the journal's costs
+            return kept
     import real
 
-    overhead = real.calibrate(backend=backend)
+    overhead = real.calibrate(backend=backend, journal=journal)
     storage.write_json(overhead.as_dict(), saved)
     return overhead
 

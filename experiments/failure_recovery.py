@@ -12,6 +12,12 @@ SIGCONT) and the model is that of processes (``sim.run(backend="process")``, cal
 by ``real.calibrate(backend="process")``): a killed process is seen at once through its
 sentinel instead of a heartbeat later, and a hung one is killed, so it returns no late
 result.
+
+The ``pool_restart`` scenario kills the whole program that holds the pool: its pool keeps
+a journal, and ``real.run(..., journal=True)`` runs it as a program of its own, SIGKILLed
+(its worker processes with it) and started again after ``DOWNTIME`` s, its pool resuming
+from the journal; the model (``sim.run(..., journal=True)``) adds the calibrated
+program start and the journal's costs (``real.calibrate(journal=True)``).
 """
 
 from __future__ import annotations
@@ -33,17 +39,20 @@ WORKERS = 4
 #: Off the heartbeat ticks (multiples of 0.05 s), so detection is not decided by a tie.
 FAULT_TIME = 2.013
 HANG_SECONDS = 0.5
+#: From the program's death until it is started again (a supervisor's restart delay).
+DOWNTIME = 0.5
 RECOVERY = Recovery(
     heartbeat_interval=0.05, heartbeat_timeout=0.2, restart_delay=0.1, max_attempts=3
 )
 BIN = 0.1
-EVENTS = ("crash", "hang", "detected", "restart")
+EVENTS = ("crash", "hang", "detected", "restart", "pool_crash", "pool_restart")
 TARGETS = {"recovery_time": 0.15}
 
 
 def faults(scenario: str) -> FaultPlan:
     """The FaultPlan of a scenario: a crash of worker 1, a hang of worker 2, failing task
-    attempts, or all three (the hang two seconds after the crash)."""
+    attempts, all three (the hang two seconds after the crash), or the death of the
+    pool's whole program (``pool_restart``)."""
     plans = {
         "crash": FaultPlan(crashes=[(FAULT_TIME, 1)]),
         "hang": FaultPlan(hangs=[(FAULT_TIME, 2, HANG_SECONDS)]),
@@ -53,6 +62,7 @@ def faults(scenario: str) -> FaultPlan:
             hangs=[(FAULT_TIME + 2.0, 2, HANG_SECONDS)],
             task_failure_prob=0.05,
         ),
+        "pool_restart": FaultPlan(pool_restarts=[(FAULT_TIME, DOWNTIME)]),
     }
     return plans[scenario]
 
@@ -61,19 +71,33 @@ POOLS = ("thread", "process")
 
 
 def grid(quick: bool) -> list[Cell]:
-    """Pools x scenarios x policies: the crash under fifo and work-stealing when quick."""
+    """Pools x scenarios x policies: the crash under fifo and work-stealing and a pool
+    restart under fifo when quick. A pool restart's backlog takes seconds to work off,
+    so its runs are longer."""
     if quick:
         return [
             {"pool": pool, "scenario": "crash", "policy": policy, "seconds": 3.5}
             for pool in POOLS
             for policy in ("fifo", "work-stealing")
+        ] + [
+            {"pool": pool, "scenario": "pool_restart", "policy": "fifo", "seconds": RESTART_SECONDS}
+            for pool in POOLS
         ]
     return [
-        {"pool": pool, "scenario": scenario, "policy": policy, "seconds": 7.0}
+        {
+            "pool": pool,
+            "scenario": scenario,
+            "policy": policy,
+            "seconds": RESTART_SECONDS if scenario == "pool_restart" else 7.0,
+        }
         for pool in POOLS
-        for scenario in ("crash", "hang", "task_failure", "combined")
+        for scenario in ("crash", "hang", "task_failure", "combined", "pool_restart")
         for policy in ("fifo", "priority", "work-stealing")
     ]
+
+
+#: Seconds of arrivals in a pool restart's runs.
+RESTART_SECONDS = 12.0
 
 
 def workload(cell: Cell, seed: int) -> Workload:
@@ -92,7 +116,13 @@ def run_cell(cell: Cell, context: Context) -> list[Row]:
     """Measure the scenario in the real pool, then predict it with the calibrated model."""
     tasks, plan = workload(cell, context.seed), faults(cell["scenario"])
     pool = cell.get("pool", "thread")
-    options = {"faults": plan, "recovery": RECOVERY, "seed": context.seed, "backend": pool}
+    options = {
+        "faults": plan,
+        "recovery": RECOVERY,
+        "seed": context.seed,
+        "backend": pool,
+        "journal": bool(plan.pool_restarts),
+    }
     measured = real.run(tasks, cell["policy"], WORKERS, **options)
     overhead = context.overhead if pool == "thread" else context.process_overhead
     predicted = sim.run(tasks, cell["policy"], WORKERS, overhead=overhead, **options)
@@ -123,7 +153,14 @@ def draw(results: pd.DataFrame, folder: Path) -> list[Path]:
                 },
                 folder / f"timeline_{scenario}.png",
                 f"{scenario}: predicted (dashed) and measured (solid)",
-                markers={"crash": "red", "hang": "purple", "detected": "grey", "restart": "green"},
+                markers={
+                    "crash": "red",
+                    "hang": "purple",
+                    "detected": "grey",
+                    "restart": "green",
+                    "pool_crash": "black",
+                    "pool_restart": "blue",
+                },
             )
         )
     summary = summarize(results[results.filter(["time", "event"]).isna().all(axis=1)])
@@ -161,4 +198,5 @@ EXPERIMENT = Experiment(
     charts=draw,
     needs_real=True,
     needs_processes=True,
+    needs_journal=True,
 )

@@ -60,8 +60,9 @@ def run_experiment(
     folder = out / experiment.name
     cells = experiment.grid(quick)
     config = {"experiment": experiment.name, "quick": quick, "seed": seed, "reps": reps}
-    overhead = execution.calibration(folder, experiment.needs_real)
-    of_processes = execution.calibration(folder, experiment.needs_processes, "process")
+    journal = experiment.needs_journal
+    overhead = execution.calibration(folder, experiment.needs_real, journal=journal)
+    of_processes = execution.calibration(folder, experiment.needs_processes, "process", journal)
     version = storage.code_version()
     tasks = [
         (cell, Context(cell_seed(seed, cell, rep), rep, quick, overhead, of_processes))

@@ -148,13 +148,13 @@ class RunResult:
         """Headline metrics. Latencies count done tasks arriving at or after ``warmup`` s.
 
         ``throughput``: completed tasks / makespan (tasks/s). ``utilization``: busy
-        worker-seconds / serving worker-seconds. ``detection_time`` (only when faults were
-        injected): mean over detected faults of the time from the fault to its detection.
-        ``recovery_time``: mean over detected faults and pool restarts of the time from the
-        fault until the pool is whole again and has worked off the backlog: the first
-        instant, at or after the failed slot's restart (the restarted pool's start), at
-        which the queue is back to its pre-fault level (its time-average from the start to
-        the fault).
+        worker-seconds / serving worker-seconds. ``detection_time`` (only when worker
+        faults were injected): mean over detected faults of the time from the fault to its
+        detection. ``recovery_time`` (also after a pool restart, which nothing detects):
+        mean over detected faults and pool restarts of the time from the fault until the
+        pool is whole again and has worked off the backlog: the first instant, at or after
+        the failed slot's restart (the restarted pool's start), at which the queue is back
+        to its pre-fault level (its time-average from the start to the fault).
         """
         done = self._status == 1
         kept = done & (self._arrival >= warmup)
@@ -235,10 +235,10 @@ class RunResult:
                 detected,
             )
             recoveries.append(self._back_to_level(times, queued, fault_time, restarted))
-        return {
-            "detection_time": _mean(np.asarray(detections)),
-            "recovery_time": _mean(np.asarray([r for r in recoveries if not math.isnan(r)])),
-        }
+        figures = {"recovery_time": _mean(np.asarray([r for r in recoveries if not math.isnan(r)]))}
+        if any(row[1] in (*FAULT_KINDS, "timeout") for row in self._event_rows):
+            figures["detection_time"] = _mean(np.asarray(detections))  # a pool's death: none
+        return figures
 
     @staticmethod
     def _back_to_level(
