@@ -420,6 +420,9 @@ def test_calibrate_returns_plausible_overhead() -> None:
         "remote_call",
         "exit_detection",
         "remote_call_curve",
+        "journal_submit",
+        "journal_replay",
+        "program_start",
     }
     assert figures.pop("remote_call_curve") == ()  # measured for worker processes only
     for name, value in figures.items():
@@ -428,6 +431,8 @@ def test_calibrate_returns_plausible_overhead() -> None:
     assert 0.0 < overhead.dispatch < 0.01
     # Threads make no call to another process, and no thread exits to be seen.
     assert overhead.remote_call == 0.0 and overhead.exit_detection == 0.0
+    # No journal asked for: its costs are not measured (journal=True measures them).
+    assert overhead.journal_submit == overhead.journal_replay == overhead.program_start == 0.0
     assert overhead.sleep_overshoot < 0.05
     assert 0.0 < overhead.thread_start < 0.05
     # The process gets at least one core and at most every core the machine has.
