@@ -59,7 +59,8 @@ class FaultPlan:
     pending retry with it, and nothing is submitted until the program runs again,
     ``downtime`` s later (a supervisor's restart delay; the program's own start comes on
     top). The pool keeps its tasks in a journal (``journal=`` of the real pools), so the
-    restarted pool runs every unfinished one again, with the attempts it had.
+    restarted pool runs every unfinished one again, with the attempts it had. A restart
+    due before the last one's program is back takes it down the moment it is.
     """
 
     crashes: Sequence[tuple[float, int]] = ()

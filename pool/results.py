@@ -3,9 +3,10 @@
 ``tasks`` has one row per task: task_id, priority, arrival, start, end, wait, latency
 (seconds), worker, attempts, status ('done' | 'failed' | 'lost') and stolen. ``start``
 and ``worker`` are those of the final attempt, so ``wait`` includes earlier attempts
-and backoff. ``events`` lists crashes, hangs, detections, restarts, retries, steals and
-scale events; ``timeline`` is the step function (time, workers, busy, queued) as the
-pool saw it, with a row at every change.
+and backoff; a lost task's ``end`` is the instant it was lost with a process that kept
+no journal (a pool restart in the model), else NaN. ``events`` lists crashes, hangs,
+detections, restarts, retries, steals and scale events; ``timeline`` is the step
+function (time, workers, busy, queued) as the pool saw it, with a row at every change.
 """
 
 from __future__ import annotations
@@ -103,10 +104,11 @@ class RunResult:
         done = self._status == 1
         log = self._attempt_log
         never_started = np.isnan(self._start) & (self._status == 0)
+        dropped = never_started & ~np.isnan(self._end)  # lost with a process, at its end
         busy_up = np.concatenate([self._start[done], log["start"]])
         busy_down = np.concatenate([self._end[done], log["stop"]])
         queue_up = np.concatenate([self._ready[done], log["ready"], self._ready[never_started]])
-        queue_down = np.concatenate([self._start[done], log["start"]])
+        queue_down = np.concatenate([self._start[done], log["start"], self._end[dropped]])
         change_time = np.array([t for t, _ in self._worker_changes])
         change_delta = np.array([d for _, d in self._worker_changes], dtype=np.int64)
         times = np.concatenate([change_time, busy_up, busy_down, queue_up, queue_down])

@@ -14,8 +14,6 @@ from __future__ import annotations
 import dataclasses
 import pickle
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -92,8 +90,9 @@ def _replay_seconds(journal: Path, count: int, empty: Path) -> float:
 
 
 def _program_start(folder: Path, backend: str) -> float:
-    """Median seconds from starting the journaled program to its pool serving."""
-    from real.restart_replay import program_environment, ready_instant
+    """Median seconds from starting the journaled program (4 workers, no tasks) to its
+    pool serving."""
+    from real.restart_replay import kill_session, launch_program, ready_instant
 
     durations = []
     for attempt in range(PROGRAM_STARTS):
@@ -104,16 +103,12 @@ def _program_start(folder: Path, backend: str) -> float:
         spec_file = folder / f"program{attempt}.pickle"
         spec_file.write_bytes(pickle.dumps(spec))
         launched = time.time()
-        program = subprocess.Popen(
-            [sys.executable, "-m", "real.journal_program", str(spec_file)],
-            stdout=subprocess.PIPE,
-            text=True,
-            env=program_environment(),
-        )
+        program = launch_program(spec_file, None)
         try:
             durations.append(ready_instant(program) - launched)
             program.wait(30.0)
         finally:
+            kill_session(program)  # its fork server, if any, with it
             if program.stdout is not None:
                 program.stdout.close()
     return statistics.median(durations)

@@ -98,41 +98,44 @@ class _Replay:
         self.start = math.nan
         #: Seconds from each program's start until its pool served.
         self.program_starts: list[float] = []
+        self.last_kill = -math.inf
 
     def run(self, restarts: Sequence[tuple[float, float]], timeout: float) -> None:
-        """Start the program, kill and restart it as planned, wait for it to finish."""
+        """Start the program, kill and restart it as planned, wait for it to finish
+        (a program that fails is an error)."""
         self.start = self._launch(None)
         deadline = self.start + timeout
         for instant, downtime in restarts:
-            time.sleep(max(0.0, self.start + instant - time.time()))
-            if self._finished():
-                break
+            due = self.start + instant
+            if due >= deadline or self._ended_within(due - time.time()):
+                break  # all done before this restart, or the run is out of time
             back = self._kill() + downtime
             time.sleep(max(0.0, back - time.time()))
             ready = self._launch(self.start)
             self.recorder.workers_changed(ready - self.start, self.workers)
             self.recorder.event(ready - self.start, "pool_restart")
+        ended = self._ended_within(deadline - time.time())
+        code = None if self.program is None else self.program.returncode
+        if ended and code != 0:
+            raise RuntimeError(f"the journaled program failed (exit code {code})")
+
+    def _ended_within(self, seconds: float) -> bool:
+        """Whether the program ends within ``seconds`` (waited for)."""
         assert self.program is not None
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.program.wait(max(0.0, deadline - time.time()))
+        try:
+            self.program.wait(max(0.0, seconds))
+        except subprocess.TimeoutExpired:
+            return False
+        return True
 
     def _launch(self, start: float | None) -> float:
         """Start the program; return when its pool served (Unix seconds)."""
-        argv = [sys.executable, "-m", "real.journal_program", str(self.spec_file)]
+        self._close_output()
         launched = time.time()
-        self.program = subprocess.Popen(
-            [*argv, *([] if start is None else [repr(start)])],
-            stdout=subprocess.PIPE,
-            text=True,
-            env=program_environment(),
-            start_new_session=True,  # its worker processes die with it
-        )
+        self.program = launch_program(self.spec_file, start)
         ready = ready_instant(self.program)
         self.program_starts.append(ready - launched)
         return ready
-
-    def _finished(self) -> bool:
-        return self.program is not None and self.program.poll() is not None
 
     def _kill(self) -> float:
         """SIGKILL the program's whole session now and note what the journal held
@@ -140,11 +143,13 @@ class _Replay:
         assert self.program is not None
         instant = time.time()
         killed = instant - self.start
-        _kill_session(self.program)
+        kill_session(self.program)
         self.recorder.event(killed, "pool_crash")
         self.recorder.workers_changed(killed, -self.workers)
         tasks = read_tasks(self.journal)
-        running = tasks[tasks["state"] == "running"]
+        # A task taken back that had not started again still shows its earlier start.
+        running = tasks[(tasks["state"] == "running") & (tasks["started"] > self.last_kill)]
+        self.last_kill = instant
         rec = self.recorder
         for key, worker, started in running[["key", "worker", "started"]].itertuples(False):
             task = int(key)
@@ -156,9 +161,13 @@ class _Replay:
         return instant
 
     def stop(self) -> None:
-        """Leave no program behind (a timeout, an error)."""
-        if self.program is not None and self.program.poll() is None:
-            _kill_session(self.program)
+        """Leave no process behind: the program (a timeout, an error) or what of its
+        session outlives it (its fork server exits a moment after it)."""
+        if self.program is not None:
+            kill_session(self.program)
+        self._close_output()
+
+    def _close_output(self) -> None:
         if self.program is not None and self.program.stdout is not None:
             self.program.stdout.close()
 
@@ -186,6 +195,20 @@ class _Replay:
         return rec.result("real", meta)
 
 
+def launch_program(spec_file: Path, start: float | None) -> subprocess.Popen[str]:
+    """Start the journaled program of ``spec_file`` (``start``: the instant its arrivals
+    count from; None: its ready instant) in a session of its own, so that its worker
+    processes die with it."""
+    argv = [sys.executable, "-m", "real.journal_program", str(spec_file)]
+    return subprocess.Popen(
+        [*argv, *([] if start is None else [repr(start)])],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=program_environment(),
+        start_new_session=True,
+    )
+
+
 def program_environment() -> dict[str, str]:
     """The environment of the journaled program: this one, with poolbench importable."""
     source = str(Path(real.__file__).resolve().parent.parent)
@@ -207,11 +230,14 @@ def ready_instant(program: subprocess.Popen[str]) -> float:
             return float(line.split()[1])
         if not line:  # it ended
             break
-    _kill_session(program)
+    kill_session(program)
     raise RuntimeError(f"the journaled program did not start (exit code {program.poll()})")
 
 
-def _kill_session(program: subprocess.Popen[str]) -> None:
+def kill_session(program: subprocess.Popen[str]) -> None:
+    """SIGKILL the program's session (it, its worker processes and their fork server);
+    a session whose program has ended is killed too (the group outlives its leader only
+    while a member lives, so its id cannot name another's)."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(program.pid, signal.SIGKILL)
     program.wait()

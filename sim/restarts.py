@@ -8,7 +8,8 @@ with it, and arrivals are not submitted. After the downtime the program starts a
 task) and queues every unfinished task in the order it was first submitted, with the
 attempts it had: one that has used up ``max_attempts`` fails at once, as the real
 journal fails it. The arrivals of the downtime follow. Without a journal the tasks the
-dead process held are lost.
+dead process held are lost with it (``lost``, their ``end`` the instant of the death).
+A restart planned before the last one's program is back takes it down the moment it is.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ class PoolRestarts:
         self.plan = run.config.faults.pool_restarts
         #: Arrivals while the process is down (submitted when it is back), in order.
         self.held: list[int] = []
-        #: The tasks submitted before the last death: the journal holds these.
-        self.submitted = 0
+        #: Tasks lost with a process that kept no journal.
+        self.lost: set[int] = set()
 
     def start(self) -> None:
         """Begin the planned restarts."""
@@ -64,9 +65,11 @@ class PoolRestarts:
         core.event(now, "pool_crash")
         workers = [*core.slots.values(), *run.faults.zombies]
         serving = sum(1 for worker in core.slots.values() if not worker.declared_dead)
+        waiting = set(core.drain(now))
         for worker in workers:
             if worker.task >= 0 and not worker.declared_dead:
                 rec.abandon(worker.task, now, "lost-worker")
+                waiting.add(worker.task)
                 rec.requeue(worker.task, now)
             worker.task = -1
             worker.crashed = worker.declared_dead = True
@@ -78,24 +81,35 @@ class PoolRestarts:
         core.pending_starts.clear()
         core.busy = 0
         run.faults.zombies.clear()
-        self.submitted = run.arrived
         status = rec.status
-        return [task for task in range(self.submitted) if status[task] == PENDING]
+        unfinished = [
+            task for task in range(run.arrived) if status[task] == PENDING and task not in self.lost
+        ]
+        for task in unfinished:
+            if task not in waiting:  # its retry's timer died: pending from now
+                rec.requeue(task, now)
+        if run.journal:
+            return unfinished
+        for task in unfinished:  # nothing keeps them: lost, nobody runs them again
+            rec.end[task] = now
+            self.lost.add(task)
+            run.finish(task)
+        return []
 
     def _resume(self, unfinished: list[int]) -> None:
         """The program runs again: a new pool, its journal's tasks, then the held arrivals."""
         run, core, rec, now = self.run, self.run.core, self.run.rec, self.env.now
         run.down = False
         run.policy.reset(range(run.config.workers), run.streams.policy)
+        run.started = False  # program_start includes its workers' start
         for slot in range(run.config.workers):
             core.start_worker(slot)
+        run.started = True
         rec.workers_changed(now, run.config.workers)
         core.event(now, "pool_restart")
         max_attempts = run.recovery.max_attempts
         for task in unfinished:
-            if not run.journal:
-                run.finish(task)  # lost with the process: nobody runs it again
-            elif rec.attempts[task] >= max_attempts:  # the journal fails it as it reads it
+            if rec.attempts[task] >= max_attempts:  # the journal fails it as it reads it
                 core.counts["failed"] += 1
                 rec.fail(task, now)
                 run.finish(task)

@@ -244,8 +244,8 @@ class _Run:
             if arrival > now:
                 yield timeout(arrival - now)
                 now = arrival
-            self.arrived = task + 1
             place(task)
+            self.arrived = task + 1  # submitted (journaled) once placed
 
     def finish(self, task: int) -> None:
         """``task`` reached a final state: stop the run after the last one."""

@@ -34,13 +34,14 @@ def submitter(run: _Run) -> SimEvents:
             yield env.timeout(arrival - env.now + overshoot)
             if (delay := cpu.wake_delay()) > 0:
                 yield env.timeout(delay)
-        run.arrived = task + 1
         if run.down:  # the process is dead: the arrival waits for its restart
             submit(task)
+            run.arrived = task + 1
             continue
         yield from cpu.acquire(thread, _no_faults)
         yield from cpu.hold(thread, cost, _no_faults)
-        submit(task)
+        submit(task)  # while the process was alive, or held for its restart
+        run.arrived = task + 1
         cpu.release(thread)
 
 

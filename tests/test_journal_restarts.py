@@ -5,31 +5,45 @@ and what a journal costs, calibrated (:mod:`real.restart_replay`,
 
 from __future__ import annotations
 
+import os
 import tempfile
+import uuid
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import real
 import sim
-from pool import FaultPlan, Recovery, Workload, dists
+from pool import FaultPlan, Recovery, RunResult, Workload, dists
 
 pytestmark = pytest.mark.timeout(180)
 
 RECOVERY = Recovery(heartbeat_interval=0.05, heartbeat_timeout=0.2, max_attempts=3)
 
 
-def programs_alive() -> list[int]:
-    """Processes of the journaled program (or its workers) still running."""
+@pytest.fixture(autouse=True)
+def tag(monkeypatch: pytest.MonkeyPatch) -> str:
+    """A mark in the environment of every program this test starts (and of their
+    children), so that programs of other test runs on the machine are not counted."""
+    value = uuid.uuid4().hex
+    monkeypatch.setenv("POOLBENCH_TEST_TAG", value)
+    return value
+
+
+def programs_alive(tag: str) -> list[int]:
+    """Processes this test started (the journaled program, its workers) still running."""
+    mark = f"POOLBENCH_TEST_TAG={tag}".encode()
     alive = []
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
-            command = (entry / "cmdline").read_bytes()
+            environment = (entry / "environ").read_bytes()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if b"real.journal_program" in command or b"poolbench-restart-" in command:
+        if mark in environment.split(b"\0") and state != "Z":
             alive.append(int(entry.name))
     return alive
 
@@ -39,9 +53,35 @@ def busy_workload(seed: int = 7) -> Workload:
     return Workload.poisson(200, dists.Exponential(0.01), 240, seed=seed)
 
 
+def steady_workload(tasks: int = 150) -> Workload:
+    """A 30 ms sleep every 10 ms: about three tasks run at any instant."""
+    return Workload(
+        arrival=np.arange(tasks) * 0.01,
+        service=np.full(tasks, 0.03),
+        priority=np.arange(tasks) % 2,
+        cpu_fraction=np.zeros(tasks),
+        affinity=np.full(tasks, -1),
+    )
+
+
+def assert_consistent(result: RunResult, workers: int) -> None:
+    """Every lost attempt ran inside the run's lives, and the timeline never shows more
+    busy workers than serving ones, nor a negative queue."""
+    lost = result.attempts
+    if len(lost):
+        assert (lost["ready"] <= lost["start"] + 1e-9).all()
+        assert (lost["start"] <= lost["stop"]).all()
+    timeline = result.timeline
+    assert (timeline["queued"] >= 0).all()
+    assert (timeline["busy"] <= timeline["workers"]).all()
+    assert timeline["workers"].max() <= workers
+
+
 @pytest.mark.parametrize("backend", ["thread", "process"])
-def test_a_killed_program_resumes_from_its_journal_and_loses_nothing(backend: str) -> None:
-    wl = busy_workload()
+def test_a_killed_program_resumes_from_its_journal_and_loses_nothing(
+    backend: str, tag: str
+) -> None:
+    wl = steady_workload()
     plan = FaultPlan(pool_restarts=[(0.6, 0.2)])
     result = real.run(wl, "fifo", 4, faults=plan, recovery=RECOVERY, journal=True, backend=backend)
     tasks = result.tasks
@@ -57,6 +97,7 @@ def test_a_killed_program_resumes_from_its_journal_and_loses_nothing(backend: st
     started = tasks["start"]
     assert not ((started > crash) & (started < restart)).any()
     lost = result.attempts
+    assert len(lost) >= 1  # tasks ran at the kill
     assert (lost["outcome"] == "lost-worker").all()
     assert lost["stop"].tolist() == pytest.approx([crash] * len(lost))
     again = tasks.set_index("task_id").loc[lost["task_id"]]
@@ -67,15 +108,40 @@ def test_a_killed_program_resumes_from_its_journal_and_loses_nothing(backend: st
     summary = result.summary()
     assert summary["lost"] == 0 and summary["completed"] == len(wl)
     assert summary["recovery_time"] >= restart - crash
-    assert programs_alive() == []
+    assert_consistent(result, 4)
+    assert programs_alive(tag) == []
 
 
-def test_no_program_is_left_behind_when_the_replay_times_out() -> None:
+def test_two_restarts_under_priorities_record_each_lost_attempt_once(tag: str) -> None:
+    # Class 0 goes first: a class-1 task taken back at the first restart may wait, and
+    # the journal still shows its earlier start at the second kill.
+    wl = steady_workload(200)
+    plan = FaultPlan(pool_restarts=[(0.4, 0.1), (1.6, 0.1)])
+    result = real.run(wl, "priority", 2, faults=plan, recovery=RECOVERY, journal=True)
+    assert result.summary()["lost"] == 0
+    assert result.events["kind"].tolist()[:4] == [
+        "pool_crash", "pool_restart", "pool_crash", "pool_restart"
+    ]  # fmt: skip
+    assert_consistent(result, 2)
+    assert programs_alive(tag) == []
+
+
+@pytest.mark.timeout(60)
+def test_a_restart_planned_after_the_work_is_done_does_not_hold_the_run(tag: str) -> None:
+    wl = steady_workload(20)
+    plan = FaultPlan(pool_restarts=[(600.0, 1.0)])
+    result = real.run(wl, "fifo", 2, faults=plan, recovery=RECOVERY, journal=True)
+    assert result.summary()["completed"] == 20
+    assert "pool_crash" not in result.events["kind"].tolist()
+    assert programs_alive(tag) == []
+
+
+def test_no_program_is_left_behind_when_the_replay_times_out(tag: str) -> None:
     wl = Workload.poisson(50, dists.Exponential(0.5), 20, seed=1)
     result = real.run(wl, "fifo", 1, recovery=RECOVERY, journal=True, timeout=1.5)
     summary = result.summary()
     assert summary["lost"] > 0
-    assert programs_alive() == []
+    assert programs_alive(tag) == []
 
 
 def test_the_model_of_a_journaled_restart_uses_the_calibrated_costs() -> None:
@@ -97,13 +163,13 @@ def test_the_model_of_a_journaled_restart_uses_the_calibrated_costs() -> None:
     assert predicted.summary()["lost"] == 0
 
 
-def test_calibrating_the_journal_leaves_no_program_or_file() -> None:
+def test_calibrating_the_journal_leaves_no_program_or_file(tag: str) -> None:
     folder = Path(tempfile.gettempdir())
     before = set(folder.iterdir())
     real.calibrate(samples=20, journal=True)
     left = [path for path in set(folder.iterdir()) - before if "poolbench" in path.name]
     assert left == []
-    assert programs_alive() == []
+    assert programs_alive(tag) == []
 
 
 @pytest.mark.parametrize(
@@ -117,8 +183,8 @@ def test_calibrating_the_journal_leaves_no_program_or_file() -> None:
     ],
 )
 def test_bad_journaled_replays_are_refused_before_anything_runs(
-    options: dict[str, object], message: str
+    options: dict[str, object], message: str, tag: str
 ) -> None:
     with pytest.raises(ValueError, match=message):
         real.run(busy_workload(), "fifo", 2, **options)  # type: ignore[arg-type]
-    assert programs_alive() == []
+    assert programs_alive(tag) == []

@@ -80,7 +80,58 @@ def test_without_a_journal_what_the_dead_process_held_is_lost() -> None:
     assert tasks["status"].astype(str).tolist() == ["lost", "lost", "lost", "done"]
     # No journal to read: back at 0.5 + 0.3 + 0.2, and task 3 arrives to an idle pool.
     assert tasks.loc[3, ["start", "end"]].tolist() == pytest.approx([1.2, 1.7], abs=TOL)
-    assert result.summary()["lost"] == 3
+    assert tasks.loc[:2, "end"].tolist() == pytest.approx([0.5] * 3, abs=TOL)  # lost then
+    summary = result.summary()
+    assert summary["lost"] == 3
+    assert result.events["time"].tolist() == pytest.approx([0.5, 1.0], abs=TOL)
+    # What was lost is no longer queued: the queue is empty from the death on.
+    assert_timeline(
+        result,
+        [
+            (0.0, 2, 1, 0),
+            (0.1, 2, 2, 0),
+            (0.2, 2, 2, 1),
+            (0.5, 0, 0, 0),
+            (1.0, 2, 0, 0),
+            (1.2, 2, 1, 0),
+            (1.7, 2, 0, 0),
+        ],
+        ("workers", "busy", "queued"),
+    )
+    assert summary["recovery_time"] == pytest.approx(1.0 - 0.5, abs=TOL)
+
+
+def test_a_second_restart_without_a_journal_does_not_lose_tasks_twice() -> None:
+    wl = workload([0.0, 0.1, 0.2, 0.3, 0.4, 3.5, 3.6, 3.7], [1.0] * 8)
+    plan = FaultPlan(pool_restarts=[(0.5, 0.1), (2.5, 0.1)])
+    result = sim.run(wl, "fifo", 1, faults=plan, recovery=RECOVERY, journal=False)
+    tasks = result.tasks
+    assert tasks["status"].astype(str).tolist() == ["lost"] * 5 + ["done"] * 3
+    assert tasks.loc[5:, "end"].tolist() == pytest.approx([4.5, 5.5, 6.5], abs=TOL)
+
+
+def test_a_task_being_submitted_when_the_process_dies_is_submitted_once_after() -> None:
+    # The submit of task 1 holds the lock from 1.0 to 1.01 (its journal write) and the
+    # process dies at 1.005: the task was not journaled; it is submitted at the restart.
+    plan = FaultPlan(pool_restarts=[(1.005, 0.1)])
+    wl = workload([0.0, 1.0], [0.1, 0.1])
+    result = sim.run(
+        wl, "fifo", 2, faults=plan, overhead=Overhead(journal_submit=0.01), journal=True
+    )
+    tasks = result.tasks
+    assert tasks["attempts"].tolist() == [1, 1]
+    assert tasks.loc[1, "start"] == pytest.approx(1.105, abs=TOL)
+    assert result.summary()["duplicates"] == 0
+
+
+def test_a_restarted_pool_of_processes_serves_once_its_program_has_started() -> None:
+    # program_start covers the worker processes' start: no second wait for them.
+    wl = workload([0.0, 0.7], [0.1, 0.1])
+    overhead = Overhead(program_start=0.2, thread_start=0.1)
+    result = sim.run(
+        wl, "fifo", 1, faults=RESTART, overhead=overhead, backend="process", journal=True
+    )
+    assert result.tasks["start"].tolist() == pytest.approx([0.0, 1.0], abs=TOL)
     assert result.events["time"].tolist() == pytest.approx([0.5, 1.0], abs=TOL)
 
 
@@ -109,7 +160,10 @@ def test_a_retry_waiting_out_its_backoff_at_the_death_runs_once_after_the_restar
     assert_tasks(result, [(0.82, 1.12, 0)], attempts=[3], status=["failed"])
     attempts = result.attempts
     assert attempts["start"].tolist() == pytest.approx([0.0, 0.42, 0.82], abs=TOL)
+    # Pending again from the death (the journal's view), not from its first arrival.
+    assert attempts["ready"].tolist() == pytest.approx([0.0, 0.32, 0.82], abs=TOL)
     assert attempts["outcome"].tolist() == ["error"] * 3
+    assert (result.timeline["queued"] >= 0).all() and (result.timeline["queued"] <= 1).all()
 
 
 def test_arrivals_while_the_process_is_down_wait_for_it_and_count_their_wait() -> None:
@@ -138,6 +192,15 @@ def test_restarts_of_a_computing_scaling_pool_lose_nothing(backend: str) -> None
     summary = result.summary()
     assert summary["lost"] == 0
     assert summary["completed"] + summary["failed"] == len(wl)
+    if backend == "process":  # a hung thread's late result is discarded; a process is killed
+        assert summary["duplicates"] == 0
+    # Every attempt is the final one of a done task or one in the log, never both.
+    tasks = result.tasks
+    logged = result.attempts["task_id"].value_counts().reindex(tasks["task_id"], fill_value=0)
+    done = (tasks["status"] == "done").astype(int).to_numpy()
+    assert (tasks["attempts"].to_numpy() == logged.to_numpy() + done).all()
+    timeline = result.timeline
+    assert (timeline["queued"] >= 0).all() and (timeline["busy"] <= timeline["workers"]).all()
     kinds = result.events["kind"].tolist()
     assert kinds.count("pool_crash") == kinds.count("pool_restart") == 3
     assert np.isfinite(summary["recovery_time"])
