@@ -25,6 +25,7 @@ TINY = {
     # left, flat memory) must hold, not only the run end.
     "kill_soak": ["--tasks", "400", "--kill-every-ms", "50", "--check"],
     "process_overhead": ["--tasks", "200", "--rounds", "1"],
+    "explorer_speed": ["--tasks", "1000", "--rounds", "2"],
     "process_model": ["--tasks", "60", "--rounds", "1"],
     # The journal soak's small version: 2 kills of the driver; its soak checks must hold
     # (below), its throughput is not judged at this size.

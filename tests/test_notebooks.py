@@ -121,6 +121,15 @@ def test_committed_notebook_is_stripped_and_valid(name: str) -> None:
 def test_explore_policies_runs() -> None:
     notebook = _execute("01_explore_policies.ipynb")
     _check_ran(notebook, min_images=4)
+    # It opens with the explorer: its app is the output of the cell after the parameters.
+    explorer = notebook.cells[3]
+    assert "sim.explore(" in explorer.source
+    views = [
+        o
+        for o in explorer.outputs
+        if "application/vnd.jupyter.widget-view+json" in o.get("data", {})
+    ]
+    assert len(views) == 1
 
 
 @pytest.mark.slow

@@ -1,0 +1,207 @@
+"""The explorer: an ipywidgets app over the model (``sim.explore()``).
+
+Every change of a control runs the model once (:meth:`Explorer.update`) and redraws the
+latency CDF per priority class, the timeline and the summary table. Settings that cannot
+run show a one-line message and keep the last good figure: nothing raises into the
+notebook. "Pin" keeps the current run as a dashed overlay; "Export" writes the Python
+code of the current run and its figure as PNG.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as widgets
+from matplotlib.figure import Figure
+
+import sim
+from pool.results import RunResult
+from sim.explorer import controls as make
+from sim.explorer.export import python_code
+from sim.explorer.figures import Snapshot, draw, render, snapshot, table
+from sim.explorer.settings import Settings
+
+#: Which controls go in which tab.
+TABS = {
+    "Pool": ("policy", "workers"),
+    "Load": ("load", "mean_service", "service", "cv", "tasks", "urgent_share", "hot_share"),
+    "Faults": (
+        "crash_mtbf",
+        "hang_mtbf",
+        "hang_duration",
+        "task_failure_prob",
+        "heartbeat_interval",
+        "heartbeat_timeout",
+        "restart_delay",
+        "max_attempts",
+        "seed",
+    ),
+}
+
+
+class Explorer:
+    """The app. ``controls`` (by setting name) and ``policy_controls`` (by parameter of
+    the chosen policy) are its widgets; ``app`` is the whole; ``result`` the last good
+    run, ``message`` what is wrong with the current settings (empty when nothing);
+    ``seconds`` how long the last update took to simulate and to draw."""
+
+    def __init__(self, settings: Settings | None = None, folder: str | Path = "explorer") -> None:
+        settings = settings if settings is not None else Settings()
+        self.folder = Path(folder)
+        self.controls = make.setting_controls(settings)
+        self.policy_controls: dict[str, widgets.Widget] = {}
+        self.policy_box = widgets.VBox()
+        self.image = widgets.Image(format="png", layout=widgets.Layout(width="100%"))
+        self.table = widgets.HTML()
+        self.status = widgets.HTML()
+        self.pin_button = widgets.Button(description="Pin", tooltip="keep this run to compare")
+        self.unpin_button = widgets.Button(description="Unpin")
+        self.export_button = widgets.Button(description="Export", tooltip="code and PNG")
+        self.result: RunResult | None = None
+        self.current: Snapshot | None = None
+        self.pinned: Snapshot | None = None
+        self.message = ""
+        self.seconds = {"simulate": 0.0, "draw": 0.0}
+        self._held = False
+        self._exact: dict[int, float] = {}
+        self._png = b""
+        self._set_policy_controls(settings.policy, settings.policy_options)
+        for name, control in self.controls.items():
+            changed = self._policy_changed if name == "policy" else self._changed
+            control.observe(changed, names="value")
+        self.pin_button.on_click(lambda _: self.pin())
+        self.unpin_button.on_click(lambda _: self.unpin())
+        self.export_button.on_click(lambda _: self.export())
+        self.app = self._layout()
+        self.update()
+
+    def _layout(self) -> widgets.Widget:
+        pages = []
+        for name, names in TABS.items():
+            boxes: list[widgets.Widget] = [self.controls[n] for n in names]
+            if name == "Pool":
+                boxes.append(self.policy_box)
+            pages.append(widgets.VBox(boxes))
+        tabs = widgets.Tab(children=pages, titles=list(TABS))
+        buttons = widgets.HBox([self.pin_button, self.unpin_button, self.export_button])
+        return widgets.VBox([tabs, buttons, self.status, self.image, self.table])
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.app)  # type: ignore[no-untyped-call]
+
+    # -- changes -------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        """Change several controls, then update once."""
+        self._held = True
+        try:
+            yield
+        finally:
+            self._held = False
+        self.update()
+
+    def _changed(self, _change: Any) -> None:
+        if not self._held:
+            self.update()
+
+    def _policy_changed(self, change: Any) -> None:
+        with self.hold():
+            self._set_policy_controls(str(change["new"]), {})
+
+    def _set_policy_controls(self, name: str, values: dict[str, Any]) -> None:
+        self.policy_controls = make.policy_controls(name)
+        for parameter, control in self.policy_controls.items():
+            if parameter in values:
+                control.value = values[parameter]
+            control.observe(self._changed, names="value")
+        self.policy_box.children = tuple(self.policy_controls.values())
+
+    def settings(self) -> Settings:
+        """The settings the controls hold now."""
+        return make.read_settings(self.controls, self.policy_controls)
+
+    # -- runs ----------------------------------------------------------------------------
+
+    def update(self) -> None:
+        """Run the model on the current settings and redraw; on settings that cannot run,
+        say why and keep the last good figure."""
+        settings = self.settings()
+        problem = settings.problem()
+        if problem is None:
+            started = time.perf_counter()
+            try:
+                workload, policy, options = settings.build()
+                result = sim.run(workload, policy, settings.workers, seed=settings.seed, **options)
+            except Exception as error:  # a run that fails must not raise into the notebook
+                problem = f"{type(error).__name__}: {error}"
+        if problem is not None:
+            self.message = problem
+            self.status.value = f"<span style='color:#b00'>{html.escape(problem)}</span>"
+            return
+        simulated = time.perf_counter()
+        self.result, self.message = result, ""
+        self.current = snapshot(result, "now")
+        self._exact = settings.exact_latency()
+        self._redraw()
+        self.seconds = {"simulate": simulated - started, "draw": time.perf_counter() - simulated}
+        self.status.value = (
+            f"{len(workload):,} tasks simulated in {self.seconds['simulate']:.2f} s,"
+            f" drawn in {self.seconds['draw']:.2f} s"
+        )
+
+    def _redraw(self) -> None:
+        assert self.current is not None
+        self._png = render(self.current, self.pinned, self._exact)
+        self.image.value = self._png
+        frame = table(self.current, self.pinned, self._exact)
+        self.table.value = frame.to_html(float_format=lambda v: f"{v:,.3g}", na_rep="")
+
+    def pin(self) -> None:
+        """Keep the current run as the dashed overlay to compare the next ones against."""
+        if self.current is not None:
+            self.pinned = snapshot(self.result, "pinned") if self.result is not None else None
+            self._redraw()
+
+    def unpin(self) -> None:
+        """Drop the pinned run."""
+        self.pinned = None
+        if self.current is not None:
+            self._redraw()
+
+    def export(self, folder: str | Path | None = None) -> tuple[Path, Path]:
+        """Write the current run's Python code and figure into ``folder`` (default: the
+        explorer's); return their paths."""
+        target = Path(folder) if folder is not None else self.folder
+        target.mkdir(parents=True, exist_ok=True)
+        code, image = target / "explorer_run.py", target / "explorer_run.png"
+        code.write_text(python_code(self.settings()))
+        image.write_bytes(self._png)
+        self.status.value = f"exported {html.escape(str(code))} and {html.escape(str(image))}"
+        return code, image
+
+    def figure(self) -> Figure:
+        """The figure shown now, as a matplotlib Figure (to inspect or save otherwise)."""
+        assert self.current is not None, "no run has succeeded yet"
+        return draw(self.current, self.pinned, self._exact)
+
+    @property
+    def png(self) -> bytes:
+        """The figure shown now, as PNG."""
+        return self._png
+
+
+def explore(settings: Settings | None = None, folder: str | Path = "explorer") -> Explorer:
+    """An interactive explorer of the model for Jupyter (display it, or its ``app``):
+    choose the policy and its parameters, the pool, the load, the service, the priority
+    mix and affinity skew, faults and recovery; see the latency CDF per class (with the
+    exact mean where theory has one), the timeline and the summary; pin a run to compare
+    against; export the code and the figure (into ``folder``)."""
+    return Explorer(settings, folder)

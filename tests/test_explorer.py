@@ -1,0 +1,155 @@
+"""The explorer (``sim.explore()``), driven in code as a person would drive it: widget
+values set, outputs read. What must change changes; what cannot run says why and keeps
+the last good figure; nothing raises into the notebook."""
+
+from __future__ import annotations
+
+import html
+import runpy
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import sim
+from pool import FIFO
+from pool.registry import _FACTORIES, register_policy
+from sim.explorer import Explorer, Settings
+
+#: Small runs: the behaviour is the same, the suite stays quick.
+SMALL = Settings(tasks=4000)
+
+
+@pytest.fixture
+def explorer(tmp_path: Path) -> Explorer:
+    return sim.explore(SMALL, folder=tmp_path / "exported")
+
+
+def p95(explorer: Explorer) -> float:
+    assert explorer.result is not None
+    return explorer.result.summary()["p95_latency"]
+
+
+def test_it_opens_on_a_good_run_with_the_exact_theory(explorer: Explorer) -> None:
+    assert explorer.message == ""
+    assert explorer.png.startswith(b"\x89PNG")
+    assert "tasks simulated in" in explorer.status.value
+    # FIFO, exponential services, no faults: M/M/4, so an exact mean is shown.
+    assert "exact" in explorer.table.value
+    dotted = [line for line in explorer.figure().axes[0].lines if line.get_linestyle() == ":"]
+    assert len(dotted) >= 1
+
+
+def test_more_workers_lower_the_p95(explorer: Explorer) -> None:
+    explorer.controls["workers"].value = 2
+    fewer = p95(explorer)
+    explorer.controls["workers"].value = 8
+    assert p95(explorer) < fewer
+
+
+def test_crashes_bring_retries_and_drop_the_theory(explorer: Explorer) -> None:
+    assert explorer.result is not None and explorer.result.summary()["retried"] == 0
+    explorer.controls["crash_mtbf"].value = 2.0
+    assert explorer.result.summary()["retried"] > 0
+    assert "crash" in explorer.figure().axes[1].get_legend_handles_labels()[1]
+    assert "exact" not in explorer.table.value  # no theory with faults
+
+
+def test_pin_keeps_the_run_as_a_second_set_of_curves(explorer: Explorer) -> None:
+    def dashed() -> int:
+        return sum(line.get_linestyle() == "--" for line in explorer.figure().axes[0].lines)
+
+    assert dashed() == 0
+    explorer.pin()
+    explorer.controls["load"].value = 0.5
+    assert dashed() == 2  # one per priority class
+    assert "pinned" in explorer.table.value and "now" in explorer.table.value
+    explorer.unpin()
+    assert dashed() == 0
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"load": 1.2}, "queue grows without end"),
+        ({"service": "lognormal", "cv": 0.0}, "needs cv > 0"),
+        ({"heartbeat_timeout": 0.01}, "heartbeat timeout below"),
+    ],
+)
+def test_impossible_settings_say_why_and_keep_the_last_figure(
+    explorer: Explorer, change: dict[str, Any], message: str
+) -> None:
+    good, result = explorer.png, explorer.result
+    with explorer.hold():
+        for name, value in change.items():
+            explorer.controls[name].value = value
+    assert message in explorer.message
+    assert message in html.unescape(explorer.status.value)
+    assert explorer.png == good and explorer.result is result
+
+
+def test_autoscaling_bounds_that_cross_are_refused(explorer: Explorer) -> None:
+    explorer.controls["policy"].value = "autoscaling"
+    assert explorer.message == ""
+    assert {"min_workers", "max_workers", "inner"} <= set(explorer.policy_controls)
+    explorer.policy_controls["min_workers"].value = 9
+    assert "min workers (9) above max workers (8)" in explorer.message
+    explorer.policy_controls["min_workers"].value = 2
+    explorer.controls["load"].value = 1.2  # a scaling pool may start overloaded
+    assert explorer.message == ""
+
+
+@pytest.mark.parametrize("name", ["fifo", "priority", "work-stealing", "autoscaling", "jsq"])
+def test_every_policy_runs_with_its_own_parameters(explorer: Explorer, name: str) -> None:
+    explorer.controls["policy"].value = name
+    assert explorer.message == ""
+    assert explorer.settings().make_policy().name.startswith(name.split("-")[0])
+
+
+class TunedFIFO(FIFO):
+    """A user's policy with parameters of its own."""
+
+    def __init__(self, patience: float = 0.5, mode: str = "calm") -> None:
+        super().__init__()
+        if patience < 0:
+            raise ValueError("patience must be >= 0")
+        self.patience, self.mode = patience, mode
+
+
+@pytest.fixture
+def user_policy() -> Iterator[str]:
+    register_policy("tuned-fifo", TunedFIFO)
+    yield "tuned-fifo"
+    del _FACTORIES["tuned-fifo"]
+
+
+def test_a_users_registered_policy_gets_controls_for_its_parameters(
+    user_policy: str, tmp_path: Path
+) -> None:
+    explorer = sim.explore(SMALL, folder=tmp_path)
+    assert user_policy in explorer.controls["policy"].options
+    explorer.controls["policy"].value = user_policy
+    assert set(explorer.policy_controls) == {"patience", "mode"}
+    assert explorer.policy_controls["mode"].value == "calm"
+    explorer.policy_controls["patience"].value = -1.0
+    assert "patience must be >= 0" in explorer.message  # the policy's own check
+    explorer.policy_controls["patience"].value = 2.0
+    explorer.policy_controls["mode"].value = "brisk"
+    policy = explorer.settings().make_policy()
+    assert isinstance(policy, TunedFIFO) and (policy.patience, policy.mode) == (2.0, "brisk")
+
+
+def test_export_writes_code_that_reproduces_the_run_and_the_figure(
+    explorer: Explorer, tmp_path: Path
+) -> None:
+    with explorer.hold():
+        explorer.controls["policy"].value = "work-stealing"
+        explorer.controls["hot_share"].value = 0.6
+        explorer.controls["hang_mtbf"].value = 3.0
+        explorer.policy_controls["placement"].value = "affinity"
+    code, image = explorer.export()
+    assert image.read_bytes() == explorer.png
+    namespace = runpy.run_path(str(code))
+    assert explorer.result is not None
+    assert namespace["result"].summary() == explorer.result.summary()
