@@ -153,3 +153,41 @@ def test_export_writes_code_that_reproduces_the_run_and_the_figure(
     namespace = runpy.run_path(str(code))
     assert explorer.result is not None
     assert namespace["result"].summary() == explorer.result.summary()
+
+
+@pytest.mark.parametrize(
+    ("changes", "classes"),
+    [
+        ({}, {0, 1}),  # M/M/4 FIFO: one value for both classes
+        ({"workers": 1, "service": "deterministic"}, {0, 1}),  # M/D/1 through M/G/1
+        ({"policy": "priority"}, {0, 1}),  # priority M/M/4
+        ({"policy": "priority", "workers": 1, "service": "lognormal", "cv": 2.0}, {0, 1}),
+        ({"policy": "work-stealing"}, set()),  # no exact result
+        ({"service": "lognormal", "cv": 2.0}, set()),  # M/G/4: none
+        ({"task_failure_prob": 0.1}, set()),
+    ],
+)
+def test_the_exact_theory_is_given_where_one_exists(
+    changes: dict[str, Any], classes: set[int]
+) -> None:
+    settings = SMALL.replace(**changes)
+    exact = settings.exact_latency()
+    assert set(exact) == classes
+    if classes and settings.policy == "fifo":
+        assert exact[0] == exact[1]
+    if settings.policy == "priority":
+        assert exact[0] < exact[1]  # the urgent class waits less
+
+
+def test_more_workers_share_the_same_arrivals_unless_told_otherwise(explorer: Explorer) -> None:
+    assert explorer.result is not None
+    before = explorer.result.summary()
+    explorer.controls["workers"].value = 8  # from 4: the same arrivals, half the load
+    assert explorer.controls["load"].value == pytest.approx(0.35)
+    after = explorer.result.summary()
+    assert after["throughput"] == pytest.approx(before["throughput"], rel=0.05)
+    assert after["p95_latency"] < before["p95_latency"]
+    explorer.hold_rate.value = False
+    explorer.controls["workers"].value = 4  # the load stays: half the arrivals
+    assert explorer.controls["load"].value == pytest.approx(0.35)
+    assert explorer.result.summary()["throughput"] < 0.6 * before["throughput"]

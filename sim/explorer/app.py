@@ -62,18 +62,21 @@ class Explorer:
         self.pin_button = widgets.Button(description="Pin", tooltip="keep this run to compare")
         self.unpin_button = widgets.Button(description="Unpin")
         self.export_button = widgets.Button(description="Export", tooltip="code and PNG")
+        self.hold_rate = widgets.Checkbox(
+            value=True, description="more workers share the same arrivals (load follows)"
+        )
         self.result: RunResult | None = None
         self.current: Snapshot | None = None
         self.pinned: Snapshot | None = None
         self.message = ""
         self.seconds = {"simulate": 0.0, "draw": 0.0}
-        self._held = False
+        self._held = 0  # nested holds: update when the outermost ends
         self._exact: dict[int, float] = {}
         self._png = b""
         self._set_policy_controls(settings.policy, settings.policy_options)
         for name, control in self.controls.items():
-            changed = self._policy_changed if name == "policy" else self._changed
-            control.observe(changed, names="value")
+            changed = {"policy": self._policy_changed, "workers": self._workers_changed}
+            control.observe(changed.get(name, self._changed), names="value")
         self.pin_button.on_click(lambda _: self.pin())
         self.unpin_button.on_click(lambda _: self.unpin())
         self.export_button.on_click(lambda _: self.export())
@@ -85,7 +88,7 @@ class Explorer:
         for name, names in TABS.items():
             boxes: list[widgets.Widget] = [self.controls[n] for n in names]
             if name == "Pool":
-                boxes.append(self.policy_box)
+                boxes += [self.hold_rate, self.policy_box]
             pages.append(widgets.VBox(boxes))
         tabs = widgets.Tab(children=pages, titles=list(TABS))
         buttons = widgets.HBox([self.pin_button, self.unpin_button, self.export_button])
@@ -101,16 +104,26 @@ class Explorer:
     @contextlib.contextmanager
     def hold(self) -> Iterator[None]:
         """Change several controls, then update once."""
-        self._held = True
+        self._held += 1
         try:
             yield
         finally:
-            self._held = False
-        self.update()
+            self._held -= 1
+        if not self._held:
+            self.update()
 
     def _changed(self, _change: Any) -> None:
         if not self._held:
             self.update()
+
+    def _workers_changed(self, change: Any) -> None:
+        """With ``hold_rate``, the same arrivals over more (fewer) workers: the load,
+        arrivals over what the workers serve, moves the other way."""
+        load = self.controls["load"]
+        with self.hold():
+            if self.hold_rate.value and change["old"]:
+                wanted = load.value * change["old"] / change["new"]
+                load.value = min(load.max, max(load.min, round(wanted, 4)))
 
     def _policy_changed(self, change: Any) -> None:
         with self.hold():

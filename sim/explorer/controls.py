@@ -45,7 +45,9 @@ def setting_controls(settings: Settings) -> dict[str, widgets.Widget]:
             layout=_LAYOUT,
         ),
         "workers": _slider(widgets.IntSlider, "workers", value=s.workers, min=1, max=32),
-        "load": _slider(widgets.FloatSlider, "load", value=s.load, min=0.05, max=1.5, step=0.05),
+        "load": _slider(
+            widgets.FloatSlider, "load (utilisation)", value=s.load, min=0.05, max=1.5, step=0.01
+        ),
         "mean_service": _text(
             widgets.BoundedFloatText,
             "mean service (ms)",

@@ -161,8 +161,9 @@ class Settings:
 
     def exact_latency(self) -> dict[int, float]:
         """Exact mean latency (seconds) by priority class where theory gives one: M/M/c for
-        a shared FIFO queue, M/G/1 for one worker, non-preemptive priority M/M/c; only
-        without faults, affinity or scaling. Empty where none applies."""
+        a shared FIFO queue, M/G/1 for one worker, non-preemptive priority M/M/c and, on
+        one worker, M/G/1 (Cobham); only without faults, affinity or scaling, and only for
+        policies that serve by arrival or by class. Empty where none applies."""
         if self.faults().injects_worker_faults or self.task_failure_prob > 0:
             return {}
         if self.hot_share > 0 or self.scales or self.load >= 1.0:
@@ -170,9 +171,13 @@ class Settings:
         rate, mean = self.load * self.workers / self.mean_service, self.mean_service
         exponential = self.service == "exponential"
         shares = self.priorities()
-        if self.policy == "priority" and exponential and shares:
+        if self.policy == "priority" and shares and (exponential or self.workers == 1):
             rates = [rate * shares[0], rate * shares[1]]
-            waits = theory.priority_mmc_wait(rates, 1.0 / mean, self.workers)
+            if exponential:
+                waits = theory.priority_mmc_wait(rates, 1.0 / mean, self.workers)
+            else:
+                scv = self.distribution().scv
+                waits = theory.priority_mg1_wait(rates, [mean, mean], [scv, scv])
             return {cls: wait + mean for cls, wait in enumerate(waits)}
         if self.policy not in ("fifo", "priority") or (self.policy == "priority" and shares):
             return {}
