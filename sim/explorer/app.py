@@ -23,7 +23,7 @@ import sim
 from pool.results import RunResult
 from sim.explorer import controls as make
 from sim.explorer.export import python_code
-from sim.explorer.figures import Snapshot, draw, render, snapshot, table
+from sim.explorer.figures import Canvas, Snapshot, snapshot, table
 from sim.explorer.settings import Settings
 
 #: Which controls go in which tab.
@@ -73,6 +73,7 @@ class Explorer:
         self._held = 0  # nested holds: update when the outermost ends
         self._exact: dict[int, float] = {}
         self._png = b""
+        self.canvas = Canvas()
         self._set_policy_controls(settings.policy, settings.policy_options)
         for name, control in self.controls.items():
             changed = {"policy": self._policy_changed, "workers": self._workers_changed}
@@ -172,7 +173,8 @@ class Explorer:
 
     def _redraw(self) -> None:
         assert self.current is not None
-        self._png = render(self.current, self.pinned, self._exact)
+        self.canvas.draw(self.current, self.pinned, self._exact)
+        self._png = self.canvas.png()
         self.image.value = self._png
         frame = table(self.current, self.pinned, self._exact)
         self.table.value = frame.to_html(float_format=lambda v: f"{v:,.3g}", na_rep="")
@@ -202,8 +204,7 @@ class Explorer:
 
     def figure(self) -> Figure:
         """The figure shown now, as a matplotlib Figure (to inspect or save otherwise)."""
-        assert self.current is not None, "no run has succeeded yet"
-        return draw(self.current, self.pinned, self._exact)
+        return self.canvas.figure
 
     @property
     def png(self) -> bytes:

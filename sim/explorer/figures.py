@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, NullLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullLocator
 
 from pool.results import RunResult
 
@@ -89,54 +89,70 @@ def snapshot(result: RunResult, label: str) -> Snapshot:
     return Snapshot(label, cdf, grid, levels, marked, result.summary(), means)
 
 
-def render(current: Snapshot, pinned: Snapshot | None, exact: dict[int, float]) -> bytes:
-    """:func:`draw` as PNG."""
-    buffer = io.BytesIO()
-    draw(current, pinned, exact).savefig(buffer, format="png")
-    return buffer.getvalue()
+class Canvas:
+    """One figure of two panels, made once and redrawn in place: its axes, ticks and
+    labels are kept, so a redraw only replaces the curves (a new figure each time cost
+    half of an update)."""
 
+    def __init__(self) -> None:
+        # Fixed margins: a layout engine would measure every label again on each redraw.
+        self.figure = Figure(figsize=(11, 3.8), dpi=80)
+        self.figure.subplots_adjust(left=0.06, right=0.99, bottom=0.13, top=0.93, wspace=0.18)
+        self.cdf_axes, self.timeline_axes = self.figure.subplots(1, 2)
+        cdf = self.cdf_axes
+        cdf.set(xlabel="latency (ms)", ylabel="fraction of tasks", ylim=(0, 1))
+        cdf.set_xscale("log")
+        # Plain labels: minor ones and the log axis's math text cost most of a redraw.
+        cdf.xaxis.set_minor_locator(NullLocator())
+        cdf.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        self.timeline_axes.set(xlabel="time (s)", ylabel="tasks / workers")
+        for axis in (cdf.yaxis, self.timeline_axes.xaxis, self.timeline_axes.yaxis):
+            axis.set_major_locator(MaxNLocator(nbins=5))  # each label is drawn text
+        # Panel names as plain text: an axes title is placed anew on every draw.
+        for axes, name in ((cdf, "Latency CDF"), (self.timeline_axes, "Timeline")):
+            axes.text(0.5, 1.02, name, transform=axes.transAxes, ha="center", fontsize=11)
 
-def draw(current: Snapshot, pinned: Snapshot | None, exact: dict[int, float]) -> Figure:
-    """The two panels: CDFs (current solid, pinned dashed, exact means dotted) and the
-    timeline of the current run."""
-    # Fixed margins: a layout engine would measure every label again on each redraw.
-    figure = Figure(figsize=(11, 3.8), dpi=80)
-    figure.subplots_adjust(left=0.06, right=0.99, bottom=0.13, top=0.92, wspace=0.18)
-    cdf_axes, timeline_axes = figure.subplots(1, 2)
-    for run, style in ((current, "-"), (pinned, "--")):
-        if run is None:
-            continue
-        for cls, (latency, probability) in sorted(run.cdf.items()):
-            cdf_axes.plot(
-                latency, probability, style, color=f"C{cls}", label=f"class {cls}, {run.label}"
+    def draw(self, current: Snapshot, pinned: Snapshot | None, exact: dict[int, float]) -> Figure:
+        """The CDFs (current solid, pinned dashed, exact means dotted) and the timeline of
+        the current run, in place of what was drawn before."""
+        for axes in (self.cdf_axes, self.timeline_axes):
+            for artist in [*axes.lines, *axes.collections]:
+                artist.remove()
+        cdf = self.cdf_axes
+        for run, style in ((current, "-"), (pinned, "--")):
+            if run is None:
+                continue
+            for cls, (latency, probability) in sorted(run.cdf.items()):
+                cdf.plot(
+                    latency, probability, style, color=f"C{cls}", label=f"class {cls}, {run.label}"
+                )
+        for cls, mean in sorted(exact.items()):
+            cdf.axvline(
+                mean * 1e3, linestyle=":", color=f"C{cls}", label=f"class {cls}, exact mean"
             )
-    for cls, mean in sorted(exact.items()):
-        cdf_axes.axvline(
-            mean * 1e3, linestyle=":", color=f"C{cls}", label=f"class {cls}, exact mean"
-        )
-    cdf_axes.set(
-        xlabel="latency (ms)", ylabel="fraction of tasks", title="Latency CDF", ylim=(0, 1)
-    )
-    cdf_axes.set_xscale("log")
-    # Plain labels: minor ones and the log axis's math text cost most of a redraw.
-    cdf_axes.xaxis.set_minor_locator(NullLocator())
-    cdf_axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-    cdf_axes.legend(fontsize=7, loc="lower right")
-    _timeline(timeline_axes, current)
-    return figure
+        cdf.relim()
+        cdf.autoscale_view(scaley=False)
+        cdf.legend(fontsize=7, loc="lower right")
+        self._timeline(current)
+        return self.figure
 
+    def png(self) -> bytes:
+        """The figure as drawn now, as PNG."""
+        buffer = io.BytesIO()
+        # Light compression: the PNG is shown once, and zlib's default took a tenth of it.
+        self.figure.savefig(buffer, format="png", pil_kwargs={"compress_level": 1})
+        return buffer.getvalue()
 
-def _timeline(axes: object, run: Snapshot) -> None:
-    from matplotlib.axes import Axes
-
-    assert isinstance(axes, Axes)
-    for column, color in (("queued", "C3"), ("busy", "C0"), ("workers", "k")):
-        axes.step(run.grid, run.levels[column], where="post", color=color, label=column)
-    top = max(1.0, *(float(level.max()) for level in run.levels.values()))
-    for kind, times in run.events.items():  # one collection per kind, however many
-        axes.vlines(times, 0.0, top, color=MARKED[kind], linewidth=0.8, label=kind)
-    axes.set(xlabel="time (s)", ylabel="tasks / workers", title="Timeline")
-    axes.legend(fontsize=7, loc="upper right", ncol=2)
+    def _timeline(self, run: Snapshot) -> None:
+        axes = self.timeline_axes
+        for column, color in (("queued", "C3"), ("busy", "C0"), ("workers", "k")):
+            axes.step(run.grid, run.levels[column], where="post", color=color, label=column)
+        top = max(1.0, *(float(level.max()) for level in run.levels.values()))
+        for kind, times in run.events.items():  # one collection per kind, however many
+            axes.vlines(times, 0.0, top, color=MARKED[kind], linewidth=0.8, label=kind)
+        axes.relim()
+        axes.autoscale_view()
+        axes.legend(fontsize=7, loc="upper right", ncol=2)
 
 
 def table(current: Snapshot, pinned: Snapshot | None, exact: dict[int, float]) -> pd.DataFrame:
