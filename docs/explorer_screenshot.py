@@ -76,7 +76,9 @@ def main() -> int:
         try:
             time.sleep(3.0)
             with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+                browser = playwright.chromium.launch(
+                    executable_path=CHROMIUM, args=["--no-sandbox"]
+                )
                 page = browser.new_page(viewport={"width": 1180, "height": 1000})
                 page.goto(f"http://127.0.0.1:{port}/", timeout=120_000)
                 page.wait_for_selector("img.widget-image", timeout=120_000)
