@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import Literal
 
 import matplotlib
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullLocator
 
@@ -132,7 +134,7 @@ class Canvas:
             )
         cdf.relim()
         cdf.autoscale_view(scaley=False)
-        cdf.legend(fontsize=7, loc="lower right")
+        _keep_legend(cdf, "lower right", 1)
         self._timeline(current)
         return self.figure
 
@@ -152,7 +154,16 @@ class Canvas:
             axes.vlines(times, 0.0, top, color=MARKED[kind], linewidth=0.8, label=kind)
         axes.relim()
         axes.autoscale_view()
-        axes.legend(fontsize=7, loc="upper right", ncol=2)
+        _keep_legend(axes, "upper right", 2)
+
+
+def _keep_legend(axes: Axes, place: Literal["lower right", "upper right"], columns: int) -> None:
+    """A legend for what ``axes`` shows, made anew only when its entries change (a new
+    legend is laid out again at every draw; one kept is not). Its keys are its own
+    copies, so curves redrawn in their place need no new legend."""
+    labels = [artist.get_label() for artist in [*axes.lines, *axes.collections]]
+    if axes.legend_ is None or [t.get_text() for t in axes.legend_.get_texts()] != labels:
+        axes.legend(fontsize=7, loc=place, ncols=columns)
 
 
 def table(current: Snapshot, pinned: Snapshot | None, exact: dict[int, float]) -> pd.DataFrame:
