@@ -63,7 +63,10 @@ class Explorer:
         self.unpin_button = widgets.Button(description="Unpin")
         self.export_button = widgets.Button(description="Export", tooltip="code and PNG")
         self.hold_rate = widgets.Checkbox(
-            value=True, description="more workers share the same arrivals (load follows)"
+            value=True,
+            description="hold the arrival rate when workers change (the load follows)",
+            indent=False,
+            layout=widgets.Layout(width="460px"),
         )
         self.result: RunResult | None = None
         self.current: Snapshot | None = None
