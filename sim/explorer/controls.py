@@ -18,121 +18,50 @@ _STYLE = {"description_width": "150px"}
 _LAYOUT = widgets.Layout(width="360px")
 
 
-def _slider(kind: type[widgets.Widget], description: str, **options: Any) -> widgets.Widget:
-    return kind(
-        description=description,
-        continuous_update=False,
-        style=_STYLE,
-        layout=_LAYOUT,
-        **options,
-    )
+#: Per setting: its label, the widget (slider: released to update; number: typed) and
+#: its bounds (and a slider's step).
+_NUMBERS: dict[str, tuple[str, type[widgets.Widget], float, float, float | None]] = {
+    "workers": ("workers", widgets.IntSlider, 1, 32, 1),
+    "load": ("load (utilisation)", widgets.FloatSlider, 0.05, 1.5, 0.01),
+    "mean_service": ("mean service (ms)", widgets.BoundedFloatText, 0.01, 1e5, None),
+    "cv": ("service cv", widgets.FloatSlider, 0.0, 4.0, 0.1),
+    "tasks": ("tasks", widgets.IntSlider, 1000, 100_000, 1000),
+    "urgent_share": ("class 0 share", widgets.FloatSlider, 0.0, 1.0, 0.05),
+    "hot_share": ("affinity to worker 0", widgets.FloatSlider, 0.0, 1.0, 0.05),
+    "crash_mtbf": ("crash MTBF (s, 0 none)", widgets.BoundedFloatText, 0.0, 1e6, None),
+    "hang_mtbf": ("hang MTBF (s, 0 none)", widgets.BoundedFloatText, 0.0, 1e6, None),
+    "hang_duration": ("hang (s)", widgets.BoundedFloatText, 0.001, 1e4, None),
+    "task_failure_prob": ("task failure prob.", widgets.FloatSlider, 0.0, 0.5, 0.01),
+    "heartbeat_interval": ("heartbeat (s)", widgets.BoundedFloatText, 0.001, 60.0, None),
+    "heartbeat_timeout": ("heartbeat timeout (s)", widgets.BoundedFloatText, 0.001, 600.0, None),
+    "restart_delay": ("restart delay (s)", widgets.BoundedFloatText, 0.0, 600.0, None),
+    "max_attempts": ("max attempts", widgets.IntSlider, 1, 10, 1),
+    "seed": ("seed", widgets.BoundedIntText, 0, 2**31 - 1, None),
+}
 
 
 def _text(kind: type[widgets.Widget], description: str, **options: Any) -> widgets.Widget:
     return kind(description=description, style=_STYLE, layout=_LAYOUT, **options)
 
 
+def _choice(description: str, options: list[str], value: str) -> widgets.Widget:
+    return _text(widgets.Dropdown, description, options=options, value=value)
+
+
 def setting_controls(settings: Settings) -> dict[str, widgets.Widget]:
     """A widget per setting (but the policy's own parameters), holding its value.
     ``mean_service`` is shown in milliseconds."""
-    s = settings
-    return {
-        "policy": widgets.Dropdown(
-            options=list(policy_names()),
-            value=s.policy,
-            description="policy",
-            style=_STYLE,
-            layout=_LAYOUT,
-        ),
-        "workers": _slider(widgets.IntSlider, "workers", value=s.workers, min=1, max=32),
-        "load": _slider(
-            widgets.FloatSlider, "load (utilisation)", value=s.load, min=0.05, max=1.5, step=0.01
-        ),
-        "mean_service": _text(
-            widgets.BoundedFloatText,
-            "mean service (ms)",
-            value=s.mean_service * 1e3,
-            min=0.01,
-            max=1e5,
-        ),
-        "service": widgets.Dropdown(
-            options=list(SERVICES),
-            value=s.service,
-            description="service",
-            style=_STYLE,
-            layout=_LAYOUT,
-        ),
-        "cv": _slider(widgets.FloatSlider, "service cv", value=s.cv, min=0.0, max=4.0, step=0.1),
-        "tasks": _slider(
-            widgets.IntSlider, "tasks", value=s.tasks, min=1000, max=100_000, step=1000
-        ),
-        "urgent_share": _slider(
-            widgets.FloatSlider,
-            "class 0 share",
-            value=s.urgent_share,
-            min=0.0,
-            max=1.0,
-            step=0.05,
-        ),
-        "hot_share": _slider(
-            widgets.FloatSlider,
-            "affinity to worker 0",
-            value=s.hot_share,
-            min=0.0,
-            max=1.0,
-            step=0.05,
-        ),
-        "crash_mtbf": _text(
-            widgets.BoundedFloatText,
-            "crash MTBF (s, 0 none)",
-            value=s.crash_mtbf,
-            min=0.0,
-            max=1e6,
-        ),
-        "hang_mtbf": _text(
-            widgets.BoundedFloatText,
-            "hang MTBF (s, 0 none)",
-            value=s.hang_mtbf,
-            min=0.0,
-            max=1e6,
-        ),
-        "hang_duration": _text(
-            widgets.BoundedFloatText, "hang (s)", value=s.hang_duration, min=0.001, max=1e4
-        ),
-        "task_failure_prob": _slider(
-            widgets.FloatSlider,
-            "task failure prob.",
-            value=s.task_failure_prob,
-            min=0.0,
-            max=0.5,
-            step=0.01,
-        ),
-        "heartbeat_interval": _text(
-            widgets.BoundedFloatText,
-            "heartbeat (s)",
-            value=s.heartbeat_interval,
-            min=0.001,
-            max=60.0,
-        ),
-        "heartbeat_timeout": _text(
-            widgets.BoundedFloatText,
-            "heartbeat timeout (s)",
-            value=s.heartbeat_timeout,
-            min=0.001,
-            max=600.0,
-        ),
-        "restart_delay": _text(
-            widgets.BoundedFloatText,
-            "restart delay (s)",
-            value=s.restart_delay,
-            min=0.0,
-            max=600.0,
-        ),
-        "max_attempts": _slider(
-            widgets.IntSlider, "max attempts", value=s.max_attempts, min=1, max=10
-        ),
-        "seed": _text(widgets.BoundedIntText, "seed", value=s.seed, min=0, max=2**31 - 1),
+    made = {
+        "policy": _choice("policy", list(policy_names()), settings.policy),
+        "service": _choice("service", list(SERVICES), settings.service),
     }
+    for name, (label, kind, low, high, step) in _NUMBERS.items():
+        value = getattr(settings, name) * (1e3 if name == "mean_service" else 1)
+        options: dict[str, Any] = {"value": value, "min": low, "max": high}
+        if step is not None:  # a slider
+            options |= {"step": step, "continuous_update": False}
+        made[name] = _text(kind, label, **options)
+    return made
 
 
 def read_settings(
