@@ -191,3 +191,79 @@ def test_more_workers_share_the_same_arrivals_unless_told_otherwise(explorer: Ex
     explorer.controls["workers"].value = 4  # the load stays: half the arrivals
     assert explorer.controls["load"].value == pytest.approx(0.35)
     assert explorer.result.summary()["throughput"] < 0.6 * before["throughput"]
+
+
+def test_export_while_the_settings_cannot_run_writes_the_run_shown(
+    explorer: Explorer, tmp_path: Path
+) -> None:
+    explorer.controls["policy"].value = "autoscaling"
+    assert explorer.result is not None
+    shown = explorer.result.summary()
+    explorer.policy_controls["min_workers"].value = 10  # cannot run: a message
+    assert explorer.message
+    code, image = explorer.export(tmp_path / "out")
+    assert image.read_bytes() == explorer.png
+    assert runpy.run_path(str(code))["result"].summary() == shown
+
+
+class Fragile(FIFO):
+    """A user's policy whose own check raises something else than ValueError."""
+
+    def __init__(self, n: int = 1) -> None:
+        super().__init__()
+        if n > 5:
+            raise RuntimeError("n above 5 breaks this policy")
+        self.n = n
+
+
+def test_whatever_a_users_policy_raises_becomes_a_message(tmp_path: Path) -> None:
+    register_policy("fragile", Fragile)
+    try:
+        explorer = sim.explore(SMALL.replace(policy="fragile"), folder=tmp_path)
+        good = explorer.png
+        explorer.policy_controls["n"].value = 9
+        assert "RuntimeError: n above 5" in explorer.message
+        assert explorer.png == good
+    finally:
+        del _FACTORIES["fragile"]
+
+
+def test_a_policy_made_by_its_factory_keeps_what_the_factory_gave(tmp_path: Path) -> None:
+    from pool import PowerOfD
+
+    register_policy("power-of-3", lambda: PowerOfD(d=3))
+    try:
+        explorer = sim.explore(SMALL.replace(policy="power-of-3"), folder=tmp_path)
+        assert explorer.policy_controls["d"].value == 3
+        policy = explorer.settings().make_policy()
+        assert isinstance(policy, PowerOfD) and policy.d == 3
+        code, _ = explorer.export()
+        assert "PowerOfD(d=3)" in code.read_text()
+    finally:
+        del _FACTORIES["power-of-3"]
+
+
+def test_priority_with_aging_has_no_exact_value_and_opens_from_settings(tmp_path: Path) -> None:
+    settings = SMALL.replace(policy="priority", policy_options={"aging": None})
+    explorer = sim.explore(settings, folder=tmp_path)
+    assert explorer.message == "" and "exact" in explorer.table.value
+    explorer.policy_controls["aging"].value = 0.005
+    assert explorer.message == ""
+    assert explorer.settings().exact_latency() == {}
+    assert "exact" not in explorer.table.value
+
+
+def test_an_arrival_rate_that_cannot_be_held_is_said(explorer: Explorer) -> None:
+    explorer.controls["load"].value = 0.2
+    explorer.controls["workers"].value = 32  # 0.2 x 4 / 32 = 0.025: below the slider
+    assert explorer.controls["load"].value == 0.05
+    assert explorer.message == ""
+    assert "could not be held" in explorer.status.value
+    explorer.controls["workers"].value = 1  # 0.05 x 32 = 1.6: above it, and overloaded
+    assert "could not be held" in explorer.status.value and explorer.message
+
+
+def test_the_table_keeps_the_pinned_runs_classes(explorer: Explorer) -> None:
+    explorer.pin()
+    explorer.controls["urgent_share"].value = 0.0  # one class now
+    assert "class 1 mean latency" in explorer.table.value

@@ -24,7 +24,7 @@ from pool.results import RunResult
 from sim.explorer import controls as make
 from sim.explorer.export import python_code
 from sim.explorer.figures import Canvas, Snapshot, snapshot, table
-from sim.explorer.settings import Settings
+from sim.explorer.settings import Settings, control_value
 
 #: Which controls go in which tab.
 TABS = {
@@ -72,6 +72,9 @@ class Explorer:
         self.current: Snapshot | None = None
         self.pinned: Snapshot | None = None
         self.message = ""
+        #: The settings of the run shown (what "Export" writes).
+        self.good = settings
+        self._note = ""
         self.seconds = {"simulate": 0.0, "draw": 0.0}
         self._held = 0  # nested holds: update when the outermost ends
         self._exact: dict[int, float] = {}
@@ -124,10 +127,16 @@ class Explorer:
         """With ``hold_rate``, the same arrivals over more (fewer) workers: the load,
         arrivals over what the workers serve, moves the other way."""
         load = self.controls["load"]
+        self._note = ""
         with self.hold():
             if self.hold_rate.value and change["old"]:
-                wanted = load.value * change["old"] / change["new"]
-                load.value = min(load.max, max(load.min, round(wanted, 4)))
+                wanted = round(load.value * change["old"] / change["new"], 4)
+                load.value = min(load.max, max(load.min, wanted))
+                if load.value != wanted:
+                    self._note = (
+                        f"the arrival rate could not be held: load {wanted:g} is out of"
+                        f" [{load.min:g}, {load.max:g}], {load.value:g} instead"
+                    )
 
     def _policy_changed(self, change: Any) -> None:
         with self.hold():
@@ -137,7 +146,7 @@ class Explorer:
         self.policy_controls = make.policy_controls(name)
         for parameter, control in self.policy_controls.items():
             if parameter in values:
-                control.value = values[parameter]
+                control.value = control_value(values[parameter])
             control.observe(self._changed, names="value")
         self.policy_box.children = tuple(self.policy_controls.values())
 
@@ -148,31 +157,34 @@ class Explorer:
     # -- runs ----------------------------------------------------------------------------
 
     def update(self) -> None:
-        """Run the model on the current settings and redraw; on settings that cannot run,
-        say why and keep the last good figure."""
+        """Run the model on the current settings and redraw; on settings that cannot run
+        (or anything that fails on the way), say why and keep the last good figure."""
         settings = self.settings()
-        problem = settings.problem()
-        if problem is None:
-            started = time.perf_counter()
-            try:
+        started = time.perf_counter()
+        try:
+            problem = settings.problem()
+            if problem is None:
                 workload, policy, options = settings.build()
                 result = sim.run(workload, policy, settings.workers, seed=settings.seed, **options)
-            except Exception as error:  # a run that fails must not raise into the notebook
-                problem = f"{type(error).__name__}: {error}"
+                simulated = time.perf_counter()
+                current, exact = snapshot(result, "now"), settings.exact_latency()
+        except Exception as error:  # nothing may raise into the notebook
+            problem = f"{type(error).__name__}: {error}"
         if problem is not None:
             self.message = problem
-            self.status.value = f"<span style='color:#b00'>{html.escape(problem)}</span>"
+            shown = f"{problem}; {self._note}" if self._note else problem
+            self.status.value = f"<span style='color:#b00'>{html.escape(shown)}</span>"
+            self._note = ""
             return
-        simulated = time.perf_counter()
-        self.result, self.message = result, ""
-        self.current = snapshot(result, "now")
-        self._exact = settings.exact_latency()
+        self.result, self.current, self._exact, self.message = result, current, exact, ""
+        self.good = settings
         self._redraw()
         self.seconds = {"simulate": simulated - started, "draw": time.perf_counter() - simulated}
         self.status.value = (
             f"{len(workload):,} tasks simulated in {self.seconds['simulate']:.2f} s,"
             f" drawn in {self.seconds['draw']:.2f} s"
-        )
+        ) + (f"; {html.escape(self._note)}" if self._note else "")
+        self._note = ""
 
     def _redraw(self) -> None:
         assert self.current is not None
@@ -195,12 +207,13 @@ class Explorer:
             self._redraw()
 
     def export(self, folder: str | Path | None = None) -> tuple[Path, Path]:
-        """Write the current run's Python code and figure into ``folder`` (default: the
-        explorer's); return their paths."""
+        """Write the Python code and the figure of the run shown (the last good one, if
+        the current settings cannot run) into ``folder`` (default: the explorer's);
+        return their paths."""
         target = Path(folder) if folder is not None else self.folder
         target.mkdir(parents=True, exist_ok=True)
         code, image = target / "explorer_run.py", target / "explorer_run.png"
-        code.write_text(python_code(self.settings()))
+        code.write_text(python_code(self.good))
         image.write_bytes(self._png)
         self.status.value = f"exported {html.escape(str(code))} and {html.escape(str(image))}"
         return code, image

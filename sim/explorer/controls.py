@@ -12,7 +12,7 @@ import ipywidgets as widgets
 
 from pool.policies import Policy
 from pool.registry import policy_names
-from sim.explorer.settings import SERVICES, Settings, policy_parameters
+from sim.explorer.settings import SERVICES, Settings, policy_defaults, policy_parameters
 
 _STYLE = {"description_width": "150px"}
 _LAYOUT = widgets.Layout(width="360px")
@@ -74,36 +74,35 @@ def read_settings(
 
 
 def policy_controls(name: str) -> dict[str, widgets.Widget]:
-    """A widget per parameter of policy ``name`` that has a default of a kind a widget
-    can hold (a choice, a bool, a number, an inner policy), set to that default."""
+    """A widget per parameter of policy ``name`` of a kind a widget can hold (a choice, a
+    bool, a number, a text, an inner policy), set as its registered factory makes it."""
+    values = policy_defaults(name)
     made: dict[str, widgets.Widget] = {}
     for parameter in policy_parameters(name):
-        widget = _parameter_widget(parameter)
-        if widget is not None:
-            made[parameter.name] = widget
+        if parameter.name in values:
+            widget = _parameter_widget(parameter, values[parameter.name])
+            if widget is not None:
+                made[parameter.name] = widget
     return made
 
 
-def _parameter_widget(parameter: inspect.Parameter) -> widgets.Widget | None:
-    default, annotation = parameter.default, parameter.annotation
-    label = parameter.name.replace("_", " ")
-    if default is inspect.Parameter.empty:
-        return None
+def _parameter_widget(parameter: inspect.Parameter, value: Any) -> widgets.Widget | None:
+    annotation, label = parameter.annotation, parameter.name.replace("_", " ")
     choices = _literal_choices(annotation)
-    if choices:
-        return widgets.Dropdown(options=choices, value=default, description=label, style=_STYLE)
+    if choices and value in choices:
+        return _text(widgets.Dropdown, label, options=choices, value=value)
     if _mentions(annotation, Policy):
         inner = [n for n in policy_names() if n != "autoscaling"]
-        return widgets.Dropdown(options=inner, value="fifo", description=label, style=_STYLE)
-    if isinstance(default, bool):
-        return widgets.Checkbox(value=default, description=label, style=_STYLE)
-    if isinstance(default, int):
-        return _text(widgets.IntText, label, value=default)
-    if isinstance(default, str):
-        return _text(widgets.Text, label, value=default, continuous_update=False)
-    if isinstance(default, float) or (default is None and _mentions(annotation, float)):
-        shown = f"{label} (0: none)" if default is None else label
-        return _text(widgets.FloatText, shown, value=0.0 if default is None else default)
+        return _text(widgets.Dropdown, label, options=inner, value=value)
+    if isinstance(value, bool):
+        return widgets.Checkbox(value=value, description=label, style=_STYLE)
+    if isinstance(value, str):
+        return _text(widgets.Text, label, value=value, continuous_update=False)
+    if isinstance(value, int) and parameter.default is not None:
+        return _text(widgets.IntText, label, value=value)
+    if isinstance(value, float | int):
+        shown = f"{label} (0: none)" if parameter.default is None else label
+        return _text(widgets.FloatText, shown, value=float(value))
     return None
 
 

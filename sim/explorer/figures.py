@@ -173,7 +173,10 @@ def table(current: Snapshot, pinned: Snapshot | None, exact: dict[int, float]) -
     runs = [run for run in (current, pinned) if run is not None]
     for metric, (name, scale) in SHOWN.items():
         rows[name] = {run.label: run.summary.get(metric, np.nan) * scale for run in runs}
-    for cls in sorted(set(current.class_means) | set(exact)):
+    classes = set(current.class_means) | set(exact)
+    if pinned is not None:
+        classes |= set(pinned.class_means)
+    for cls in sorted(classes):
         name = f"class {cls} mean latency (ms)"
         rows[name] = {run.label: run.class_means.get(cls, np.nan) * 1e3 for run in runs}
         if cls in exact:

@@ -120,11 +120,12 @@ class Settings:
         return {0: self.urgent_share, 1: 1.0 - self.urgent_share}
 
     def make_policy(self) -> Policy:
-        """A fresh policy object with its options."""
-        options = self.resolved_options()
-        if not options:
-            return policy_factory(self.policy)()
-        return type(policy_factory(self.policy)())(**options)
+        """A fresh policy object with its options: the registered factory's own object
+        while the options are as it makes them, else its class built with them."""
+        made = policy_factory(self.policy)()
+        if not self.policy_options or self.policy_options == policy_defaults(self.policy):
+            return made
+        return type(made)(**self.resolved_options())
 
     def resolved_options(self) -> dict[str, Any]:
         """The policy's options as its class takes them: an inner policy's name made a
@@ -171,6 +172,8 @@ class Settings:
         rate, mean = self.load * self.workers / self.mean_service, self.mean_service
         exponential = self.service == "exponential"
         shares = self.priorities()
+        if self.policy == "priority" and self.resolved_options().get("aging") is not None:
+            return {}  # aging lets waiting tasks overtake: no classical formula
         if self.policy == "priority" and shares and (exponential or self.workers == 1):
             rates = [rate * shares[0], rate * shares[1]]
             if exponential:
@@ -188,6 +191,44 @@ class Settings:
         else:
             return {}
         return {cls: sojourn for cls in (0, 1)} if shares else {0: sojourn}
+
+
+def policy_defaults(name: str) -> dict[str, Any]:
+    """Policy ``name``'s parameters as the explorer's controls hold them, for the object
+    its registered factory makes: the object's attribute of the parameter's name where it
+    keeps one of the parameter's kind (else the signature's default); None is 0 (off) and
+    an inner policy its registered name. Parameters with neither are left out."""
+    made = policy_factory(name)()
+    values: dict[str, Any] = {}
+    for parameter in policy_parameters(name):
+        default = parameter.default
+        value = getattr(made, parameter.name, default)
+        if default is not inspect.Parameter.empty and not _same_kind(value, default):
+            value = default
+        if value is inspect.Parameter.empty:
+            continue
+        values[parameter.name] = control_value(value)
+    return values
+
+
+def control_value(value: Any) -> Any:
+    """``value`` as a control holds it: None is 0 (off), a policy its registered name."""
+    if value is None:
+        return 0.0
+    if isinstance(value, Policy):
+        kind = type(value)
+        return next((n for n in policy_names() if type(policy_factory(n)()) is kind), "fifo")
+    return value
+
+
+def _same_kind(value: Any, default: Any) -> bool:
+    if default is None:
+        return value is None or isinstance(value, float | int | Policy)
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, int | float):
+        return isinstance(value, int | float)
+    return isinstance(value, type(default))
 
 
 def policy_parameters(name: str) -> list[inspect.Parameter]:
