@@ -54,6 +54,7 @@ def test_crashes_bring_retries_and_drop_the_theory(explorer: Explorer) -> None:
     assert explorer.result.summary()["retried"] > 0
     assert "crash" in explorer.figure().axes[1].get_legend_handles_labels()[1]
     assert "exact" not in explorer.table.value  # no theory with faults
+    assert "detection time (ms)" in explorer.table.value
 
 
 def test_pin_keeps_the_run_as_a_second_set_of_curves(explorer: Explorer) -> None:

@@ -43,6 +43,8 @@ SHOWN = {
     "retried": ("retried attempts", 1.0),
     "failed": ("failed tasks", 1.0),
     "lost": ("lost tasks", 1.0),
+    "detection_time": ("detection time (ms)", 1e3),
+    "recovery_time": ("recovery time (s)", 1.0),
 }
 Array = npt.NDArray[np.float64]
 
@@ -172,7 +174,8 @@ def table(current: Snapshot, pinned: Snapshot | None, exact: dict[int, float]) -
     rows: dict[str, dict[str, float]] = {}
     runs = [run for run in (current, pinned) if run is not None]
     for metric, (name, scale) in SHOWN.items():
-        rows[name] = {run.label: run.summary.get(metric, np.nan) * scale for run in runs}
+        if any(metric in run.summary for run in runs):  # recovery figures: with faults
+            rows[name] = {run.label: run.summary.get(metric, np.nan) * scale for run in runs}
     classes = set(current.class_means) | set(exact)
     if pinned is not None:
         classes |= set(pinned.class_means)
