@@ -249,16 +249,19 @@ class RunResult:
         """Seconds from ``fault`` to the first instant, at or after ``restarted``, when the
         queue is back to its time-average before the fault (NaN: never)."""
         baseline = _time_average(times, queued, fault)
-        after = np.nonzero((times >= restarted) & (queued <= baseline))[0]
-        return float(times[after[0]]) - fault if after.size else math.nan
+        first = int(np.searchsorted(times, restarted, side="left"))  # times are sorted
+        after = np.flatnonzero(queued[first:] <= baseline)
+        return float(times[first + after[0]]) - fault if after.size else math.nan
 
 
 def _time_average(times: npt.NDArray[np.float64], level: npt.NDArray[Any], until: float) -> float:
-    inside = times < until
-    if not inside.any() or until <= 0:
+    """The time-average of the step function ``level`` (changing at the sorted ``times``)
+    from the first change to ``until``."""
+    inside = int(np.searchsorted(times, until, side="left"))  # the changes before until
+    if not inside or until <= 0:
         return 0.0
-    edges = np.append(times[inside], until)
-    return float(np.sum(level[inside] * np.diff(edges)) / until)
+    edges = np.append(times[:inside], until)
+    return float(np.sum(level[:inside] * np.diff(edges)) / until)
 
 
 def _mean(values: npt.NDArray[np.float64]) -> float:
