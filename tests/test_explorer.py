@@ -5,7 +5,10 @@ the last good figure; nothing raises into the notebook."""
 from __future__ import annotations
 
 import html
+import os
 import runpy
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -268,3 +271,18 @@ def test_the_table_keeps_the_pinned_runs_classes(explorer: Explorer) -> None:
     explorer.pin()
     explorer.controls["urgent_share"].value = 0.0  # one class now
     assert "class 1 mean latency" in explorer.table.value
+
+
+def test_the_explorer_leaves_the_notebooks_matplotlib_backend_alone(tmp_path: Path) -> None:
+    script = (
+        "import matplotlib\n"
+        "from sim.explorer import Explorer, Settings\n"
+        f"Explorer(Settings(tasks=1000), {str(tmp_path)!r})\n"
+        "print(matplotlib.get_backend())\n"
+    )
+    env = {**os.environ, "MPLBACKEND": "svg", "PYTHONPATH": str(Path(sim.__file__).parent.parent)}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "svg"

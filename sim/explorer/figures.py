@@ -1,7 +1,8 @@
 """What the explorer shows of a run: the latency CDF per priority class, the timeline, the
 summary table; a run reduced to a :class:`Snapshot` so that a pinned one costs nothing
-to draw again. Drawn with matplotlib's Agg into PNG bytes (an ipywidgets Image shows
-them, "Export" writes them)."""
+to draw again. Drawn on a matplotlib ``Figure`` of its own (not pyplot's: the notebook's
+backend is left alone) into PNG bytes (an ipywidgets Image shows them, "Export" writes
+them)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import io
 from dataclasses import dataclass
 from typing import Literal
 
-import matplotlib
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
@@ -18,8 +18,6 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullLocator
 
 from pool.results import RunResult
-
-matplotlib.use("Agg")
 
 #: Points of each CDF and of the timeline: enough for the eye, cheap to draw.
 CDF_POINTS = 200
