@@ -286,3 +286,24 @@ def test_the_explorer_leaves_the_notebooks_matplotlib_backend_alone(tmp_path: Pa
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "svg"
+
+
+def test_the_policy_autoscaling_wraps_gets_its_own_controls_and_export(
+    explorer: Explorer,
+) -> None:
+    with explorer.hold():
+        explorer.controls["policy"].value = "autoscaling"
+        explorer.controls["hot_share"].value = 0.5
+    assert explorer.inner_controls == {}  # FIFO inside: nothing of its own
+    explorer.policy_controls["inner"].value = "work-stealing"
+    assert {"placement", "victim", "amount"} <= set(explorer.inner_controls)
+    explorer.inner_controls["placement"].value = "affinity"
+    assert explorer.message == ""
+    policy = explorer.settings().make_policy()
+    assert policy.inner.placement == "affinity"  # type: ignore[attr-defined]
+    assert explorer.result is not None and explorer.result.summary()["stolen"] > 0
+    code, _ = explorer.export()
+    assert "inner=WorkStealing(placement='affinity'" in code.read_text()
+    assert runpy.run_path(str(code))["result"].summary() == explorer.result.summary()
+    explorer.controls["policy"].value = "fifo"
+    assert explorer.inner_controls == {} and explorer.message == ""

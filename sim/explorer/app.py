@@ -55,6 +55,8 @@ class Explorer:
         self.folder = Path(folder)
         self.controls = make.setting_controls(settings)
         self.policy_controls: dict[str, widgets.Widget] = {}
+        #: The parameters of the policy the chosen one wraps (autoscaling's inner policy).
+        self.inner_controls: dict[str, widgets.Widget] = {}
         self.policy_box = widgets.VBox()
         self.image = widgets.Image(format="png", layout=widgets.Layout(width="100%"))
         self.table = widgets.HTML()
@@ -80,7 +82,7 @@ class Explorer:
         self._exact: dict[int, float] = {}
         self._png = b""
         self.canvas = Canvas()
-        self._set_policy_controls(settings.policy, settings.policy_options)
+        self._set_policy_controls(settings.policy, settings.policy_options, settings.inner_options)
         for name, control in self.controls.items():
             changed = {"policy": self._policy_changed, "workers": self._workers_changed}
             control.observe(changed.get(name, self._changed), names="value")
@@ -140,19 +142,40 @@ class Explorer:
 
     def _policy_changed(self, change: Any) -> None:
         with self.hold():
-            self._set_policy_controls(str(change["new"]), {})
+            self._set_policy_controls(str(change["new"]), {}, {})
 
-    def _set_policy_controls(self, name: str, values: dict[str, Any]) -> None:
+    def _set_policy_controls(
+        self, name: str, values: dict[str, Any], inner: dict[str, Any]
+    ) -> None:
         self.policy_controls = make.policy_controls(name)
+        wraps = make.inner_parameter(name)
         for parameter, control in self.policy_controls.items():
             if parameter in values:
                 control.value = control_value(values[parameter])
+            changed = self._inner_changed if parameter == wraps else self._changed
+            control.observe(changed, names="value")
+        wrapped = self.policy_controls.get(wraps) if wraps else None
+        self._set_inner_controls(None if wrapped is None else str(wrapped.value), inner)
+
+    def _inner_changed(self, change: Any) -> None:
+        with self.hold():
+            self._set_inner_controls(str(change["new"]), {})
+
+    def _set_inner_controls(self, name: str | None, values: dict[str, Any]) -> None:
+        """The controls of the wrapped policy ``name`` (none when there is none), shown
+        indented below the chosen policy's own."""
+        self.inner_controls = {} if name is None else make.policy_controls(name)
+        for parameter, control in self.inner_controls.items():
+            if parameter in values:
+                control.value = control_value(values[parameter])
+            control.description = f"inner {control.description}"
             control.observe(self._changed, names="value")
-        self.policy_box.children = tuple(self.policy_controls.values())
+        shown = [*self.policy_controls.values(), *self.inner_controls.values()]
+        self.policy_box.children = tuple(shown)
 
     def settings(self) -> Settings:
         """The settings the controls hold now."""
-        return make.read_settings(self.controls, self.policy_controls)
+        return make.read_settings(self.controls, self.policy_controls, self.inner_controls)
 
     # -- runs ----------------------------------------------------------------------------
 

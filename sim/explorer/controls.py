@@ -65,12 +65,24 @@ def setting_controls(settings: Settings) -> dict[str, widgets.Widget]:
 
 
 def read_settings(
-    controls: dict[str, widgets.Widget], options: dict[str, widgets.Widget]
+    controls: dict[str, widgets.Widget],
+    options: dict[str, widgets.Widget],
+    inner: dict[str, widgets.Widget],
 ) -> Settings:
-    """The settings the widgets hold now (``options``: the policy's parameters)."""
+    """The settings the widgets hold now (``options``: the policy's parameters, ``inner``:
+    those of the policy it wraps)."""
     values = {name: control.value for name, control in controls.items()}
     values["mean_service"] = values["mean_service"] / 1e3
-    return Settings(**values, policy_options={n: w.value for n, w in options.items()})
+    return Settings(
+        **values,
+        policy_options={n: w.value for n, w in options.items()},
+        inner_options={n: w.value for n, w in inner.items()},
+    )
+
+
+def inner_parameter(name: str) -> str | None:
+    """The parameter of policy ``name`` that takes the policy it wraps, or None."""
+    return next((p.name for p in policy_parameters(name) if _mentions(p.annotation, Policy)), None)
 
 
 def policy_controls(name: str) -> dict[str, widgets.Widget]:

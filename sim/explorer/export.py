@@ -23,6 +23,8 @@ def python_code(settings: Settings) -> str:
     inner = getattr(policy, "inner", None)
     if isinstance(inner, Policy):
         imports.add(_import_line(inner))
+    wrapped = settings.inner()
+    inner_options = wrapped.resolved_options() if wrapped is not None else {}
     rate = settings.load * settings.workers / settings.mean_service
     service = _DISTRIBUTIONS[settings.service].format(mean=settings.mean_service, cv=settings.cv)
     lines = [
@@ -43,7 +45,7 @@ def python_code(settings: Settings) -> str:
     faults = settings.faults()
     recovery = settings.recovery()
     lines += [
-        f"policy = {_constructor(policy, settings.resolved_options())}",
+        f"policy = {_constructor(policy, settings.resolved_options(), inner_options)}",
         f"faults = FaultPlan(crash_mtbf={faults.crash_mtbf!r},"
         f" hang_mtbf={faults.hang_mtbf!r}, hang_duration={faults.hang_duration!r},"
         f" task_failure_prob={faults.task_failure_prob!r})",
@@ -63,10 +65,11 @@ def _import_line(policy: Policy) -> str:
     return f"from {cls.__module__} import {cls.__name__}"
 
 
-def _constructor(policy: Policy, options: dict[str, Any]) -> str:
-    """``Class(option=value, ...)`` for ``policy`` built with ``options`` (resolved)."""
+def _constructor(policy: Policy, options: dict[str, Any], inner: dict[str, Any]) -> str:
+    """``Class(option=value, ...)`` for ``policy`` built with ``options`` (resolved), a
+    policy it wraps built with ``inner``."""
     arguments = []
     for name, value in options.items():
-        shown = f"{type(value).__name__}()" if isinstance(value, Policy) else repr(value)
+        shown = _constructor(value, inner, {}) if isinstance(value, Policy) else repr(value)
         arguments.append(f"{name}={shown}")
     return f"{type(policy).__name__}({', '.join(arguments)})"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pool.theory as theory
@@ -27,11 +27,13 @@ class Settings:
     whatever is given). ``urgent_share``: the share of tasks in priority class 0 (the
     rest in class 1). ``hot_share``: the share of tasks that prefer worker 0 (0: no
     affinity). ``crash_mtbf`` / ``hang_mtbf``: mean seconds between crashes / hangs per
-    worker (0: none). ``policy_options``: the policy's own parameters by name.
+    worker (0: none). ``policy_options``: the policy's own parameters by name;
+    ``inner_options``: those of the policy it wraps (autoscaling's ``inner``), if any.
     """
 
     policy: str = "fifo"
     policy_options: dict[str, Any] = field(default_factory=dict)
+    inner_options: dict[str, Any] = field(default_factory=dict)
     workers: int = 4
     load: float = 0.7
     mean_service: float = 0.010
@@ -123,7 +125,8 @@ class Settings:
         """A fresh policy object with its options: the registered factory's own object
         while the options are as it makes them, else its class built with them."""
         made = policy_factory(self.policy)()
-        if not self.policy_options or self.policy_options == policy_defaults(self.policy):
+        as_made = self.policy_options in ({}, policy_defaults(self.policy))
+        if as_made and not self.inner_options:
             return made
         return type(made)(**self.resolved_options())
 
@@ -134,11 +137,24 @@ class Settings:
         options: dict[str, Any] = {}
         for name, value in self.policy_options.items():
             if isinstance(value, str) and name in optional and value in policy_names():
-                value = policy_factory(value)()
+                wrapped = self.inner()
+                assert wrapped is not None
+                value = wrapped.make_policy()
             elif name in optional and value == 0:
                 value = None
             options[name] = value
         return options
+
+    def inner(self) -> Settings | None:
+        """The settings of the policy this one wraps (named in ``policy_options``), or
+        None."""
+        optional = {p.name for p in policy_parameters(self.policy) if p.default is None}
+        for key, value in self.policy_options.items():
+            if key in optional and isinstance(value, str) and value in policy_names():
+                return replace(
+                    self, policy=value, policy_options=self.inner_options, inner_options={}
+                )
+        return None
 
     def faults(self) -> FaultPlan:
         """The FaultPlan (rates of 0 are none)."""
