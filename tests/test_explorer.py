@@ -38,6 +38,7 @@ def test_it_opens_on_a_good_run_with_the_exact_theory(explorer: Explorer) -> Non
     assert explorer.message == ""
     assert explorer.png.startswith(b"\x89PNG")
     assert "tasks simulated in" in explorer.status.value
+    assert "brought into" not in explorer.status.value
     # FIFO, exponential services, no faults: M/M/4, so an exact mean is shown.
     assert "exact" in explorer.table.value
     dotted = [line for line in explorer.figure().axes[0].lines if line.get_linestyle() == ":"]
@@ -251,6 +252,7 @@ def test_priority_with_aging_has_no_exact_value_and_opens_from_settings(tmp_path
     settings = SMALL.replace(policy="priority", policy_options={"aging": None})
     explorer = sim.explore(settings, folder=tmp_path)
     assert explorer.message == "" and "exact" in explorer.table.value
+    assert "brought into" not in explorer.status.value  # None shown as 0: no range moved
     explorer.policy_controls["aging"].value = 0.005
     assert explorer.message == ""
     assert explorer.settings().exact_latency() == {}
@@ -307,3 +309,16 @@ def test_the_policy_autoscaling_wraps_gets_its_own_controls_and_export(
     assert runpy.run_path(str(code))["result"].summary() == explorer.result.summary()
     explorer.controls["policy"].value = "fifo"
     assert explorer.inner_controls == {} and explorer.message == ""
+
+
+def test_settings_outside_the_controls_are_said_and_a_failed_export_is_not_raised(
+    tmp_path: Path,
+) -> None:
+    explorer = sim.explore(SMALL.replace(workers=64), folder=tmp_path / "out")
+    assert explorer.controls["workers"].value == 32
+    assert "brought into the controls' ranges: workers" in html.unescape(explorer.status.value)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    explorer.folder = blocker / "inside"  # a folder that cannot be made
+    explorer.export_button.click()
+    assert "cannot export" in explorer.status.value

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import html
+import math
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -88,8 +89,16 @@ class Explorer:
             control.observe(changed.get(name, self._changed), names="value")
         self.pin_button.on_click(lambda _: self.pin())
         self.unpin_button.on_click(lambda _: self.unpin())
-        self.export_button.on_click(lambda _: self.export())
+        self.export_button.on_click(lambda _: self._export_clicked())
         self.app = self._layout()
+        held = self.settings()
+        moved = [
+            name
+            for name in self.controls
+            if not _same(getattr(held, name), getattr(settings, name))
+        ]
+        if moved:  # a value outside a control's range was brought into it
+            self._note = f"brought into the controls' ranges: {', '.join(moved)}"
         self.update()
 
     def _layout(self) -> widgets.Widget:
@@ -229,6 +238,14 @@ class Explorer:
         if self.current is not None:
             self._redraw()
 
+    def _export_clicked(self) -> None:
+        try:
+            self.export()
+        except OSError as error:  # a folder it cannot write: said, not raised
+            self.status.value = (
+                f"<span style='color:#b00'>cannot export: {html.escape(str(error))}</span>"
+            )
+
     def export(self, folder: str | Path | None = None) -> tuple[Path, Path]:
         """Write the Python code and the figure of the run shown (the last good one, if
         the current settings cannot run) into ``folder`` (default: the explorer's);
@@ -249,6 +266,13 @@ class Explorer:
     def png(self) -> bytes:
         """The figure shown now, as PNG."""
         return self._png
+
+
+def _same(shown: Any, given: Any) -> bool:
+    """Whether a control shows the value it was given (floats: up to rounding)."""
+    if isinstance(shown, float) and isinstance(given, float | int):
+        return math.isclose(shown, given, rel_tol=1e-9)
+    return bool(shown == given)
 
 
 def explore(settings: Settings | None = None, folder: str | Path = "explorer") -> Explorer:
