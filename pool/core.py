@@ -368,6 +368,17 @@ class PoolCore(Generic[W]):
         worker.frozen_until = max(worker.frozen_until, until)
         return worker, extension
 
+    def died(self) -> list[W]:
+        """The process that holds the pool died (a pool restart): forget every slot, idle
+        worker, pending start and busy count; return the workers that were in the slots
+        (their tasks are the backend's to account for)."""
+        workers = list(self.slots.values())
+        self.slots.clear()
+        self.idle.clear()
+        self.pending_starts.clear()
+        self.busy = 0
+        return workers
+
     def poisoned(self, worker: W, task: int, now: float) -> None:
         """A poison ``task`` crashes ``worker`` as it starts (the backend ends the worker)."""
         self.event(now, "crash", worker.slot, task)

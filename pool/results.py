@@ -204,43 +204,38 @@ class RunResult:
         detections, recoveries = [], []
         for fault_time, kind, worker, _ in self._event_rows:
             if kind == "pool_crash":  # recovered from the restarted pool on; not detected
-                restarted = next(
-                    (
-                        t
-                        for t, k, _, _ in self._event_rows
-                        if k == "pool_restart" and t >= fault_time
-                    ),
-                    None,
-                )
+                restarted = self._next_event(("pool_restart",), fault_time)
                 if restarted is not None:
                     recoveries.append(self._back_to_level(times, queued, fault_time, restarted))
                 continue
             if kind not in FAULT_KINDS:
                 continue
-            detected = next(
-                (
-                    t
-                    for t, k, w, _ in self._event_rows
-                    if k in ("detected", "timeout") and w == worker and t >= fault_time
-                ),
-                None,
-            )
+            detected = self._next_event(("detected", "timeout"), fault_time, worker)
             if detected is None:
                 continue
             detections.append(detected - fault_time)
-            restarted = next(
-                (
-                    t
-                    for t, k, w, _ in self._event_rows
-                    if k == "restart" and w == worker and t >= detected
-                ),
-                detected,
-            )
+            restarted = self._next_event(("restart",), detected, worker)
+            if restarted is None:
+                restarted = detected
             recoveries.append(self._back_to_level(times, queued, fault_time, restarted))
         figures = {"recovery_time": _mean(np.asarray([r for r in recoveries if not math.isnan(r)]))}
         if any(row[1] in (*FAULT_KINDS, "timeout") for row in self._event_rows):
             figures["detection_time"] = _mean(np.asarray(detections))  # a pool's death: none
         return figures
+
+    def _next_event(
+        self, kinds: tuple[str, ...], after: float, worker: int | None = None
+    ) -> float | None:
+        """The time of the first event of ``kinds`` at or after ``after`` (of ``worker``,
+        if given), or None."""
+        return next(
+            (
+                t
+                for t, k, w, _ in self._event_rows
+                if k in kinds and t >= after and (worker is None or w == worker)
+            ),
+            None,
+        )
 
     @staticmethod
     def _back_to_level(

@@ -74,17 +74,10 @@ def run_journaled(
             replay.run(faults.pool_restarts, timeout)
         finally:
             replay.stop()
-        meta: dict[str, Any] = {
-            "policy": policy.describe(),
-            "workers": workers,
-            "seed": seed,
-            "recovery": vars(recovery),
-            "end_time": time.time() - replay.start,
-            "backend": backend,
-            "journal": True,
-            "program_starts": replay.program_starts,
-        }
-        return replay.result(meta)
+        from real.runner import run_meta
+
+        meta = run_meta(policy, workers, seed, recovery, time.time() - replay.start, backend)
+        return replay.result({**meta, "journal": True, "program_starts": replay.program_starts})
 
 
 class _Replay:

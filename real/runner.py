@@ -136,16 +136,22 @@ def run(
     finally:
         injector.stop()
         pool.shutdown(wait=True, cancel_pending=True)
-    meta: dict[str, Any] = {
+    meta = run_meta(policy, workers, seed, recovery, pool.now(), backend)
+    return recorder.result("real", {**meta, "workers_ready": workers_ready})
+
+
+def run_meta(
+    policy: Policy, workers: int, seed: int, recovery: Recovery, end_time: float, backend: str
+) -> dict[str, Any]:
+    """What a real run records of itself (``RunResult.meta``); ``end_time`` in seconds."""
+    return {
         "policy": policy.describe(),
         "workers": workers,
         "seed": seed,
         "recovery": vars(recovery),
-        "end_time": pool.now(),
+        "end_time": end_time,
         "backend": backend,
-        "workers_ready": workers_ready,
     }
-    return recorder.result("real", meta)
 
 
 def _check_journaled(journal: bool, faults: FaultPlan, perform: object) -> None:

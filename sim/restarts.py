@@ -63,10 +63,10 @@ class PoolRestarts:
         run.down = True
         run.epoch += 1  # every timer set before now is void
         core.event(now, "pool_crash")
-        workers = [*core.slots.values(), *run.faults.zombies]
-        serving = sum(1 for worker in core.slots.values() if not worker.declared_dead)
         waiting = set(core.drain(now))
-        for worker in workers:
+        slotted = core.died()
+        serving = sum(1 for worker in slotted if not worker.declared_dead)
+        for worker in [*slotted, *run.faults.zombies]:
             if worker.task >= 0 and not worker.declared_dead:
                 rec.abandon(worker.task, now, "lost-worker")
                 waiting.add(worker.task)
@@ -76,10 +76,6 @@ class PoolRestarts:
             if worker.process.is_alive and not worker.starting:
                 worker.process.interrupt(("crash", 0.0))
         rec.workers_changed(now, -serving)
-        core.slots.clear()
-        core.idle.clear()
-        core.pending_starts.clear()
-        core.busy = 0
         run.faults.zombies.clear()
         status = rec.status
         unfinished = [

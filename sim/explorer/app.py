@@ -10,6 +10,7 @@ code of the current run and its figure as PNG.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import html
 import math
 import time
@@ -158,11 +159,7 @@ class Explorer:
     ) -> None:
         self.policy_controls = make.policy_controls(name)
         wraps = make.inner_parameter(name)
-        for parameter, control in self.policy_controls.items():
-            if parameter in values:
-                control.value = control_value(values[parameter])
-            changed = self._inner_changed if parameter == wraps else self._changed
-            control.observe(changed, names="value")
+        self._fill(self.policy_controls, values, wraps)
         wrapped = self.policy_controls.get(wraps) if wraps else None
         self._set_inner_controls(None if wrapped is None else str(wrapped.value), inner)
 
@@ -174,13 +171,22 @@ class Explorer:
         """The controls of the wrapped policy ``name`` (none when there is none), shown
         indented below the chosen policy's own."""
         self.inner_controls = {} if name is None else make.policy_controls(name)
-        for parameter, control in self.inner_controls.items():
-            if parameter in values:
-                control.value = control_value(values[parameter])
+        for control in self.inner_controls.values():
             control.description = f"inner {control.description}"
-            control.observe(self._changed, names="value")
+        self._fill(self.inner_controls, values, None)
         shown = [*self.policy_controls.values(), *self.inner_controls.values()]
         self.policy_box.children = tuple(shown)
+
+    def _fill(
+        self, controls: dict[str, widgets.Widget], values: dict[str, Any], wraps: str | None
+    ) -> None:
+        """Set ``controls`` to ``values`` where given and watch them (the one named
+        ``wraps`` rebuilds the wrapped policy's controls)."""
+        for parameter, control in controls.items():
+            if parameter in values:
+                control.value = control_value(values[parameter])
+            changed = self._inner_changed if parameter == wraps else self._changed
+            control.observe(changed, names="value")
 
     def settings(self) -> Settings:
         """The settings the controls hold now."""
@@ -229,7 +235,7 @@ class Explorer:
     def pin(self) -> None:
         """Keep the current run as the dashed overlay to compare the next ones against."""
         if self.current is not None:
-            self.pinned = snapshot(self.result, "pinned") if self.result is not None else None
+            self.pinned = dataclasses.replace(self.current, label="pinned")
             self._redraw()
 
     def unpin(self) -> None:
