@@ -28,6 +28,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 import real
 from pool.faults import FaultPlan, Recovery
 from pool.policies import Policy
@@ -92,6 +94,9 @@ class _Replay:
         #: Seconds from each program's start until its pool served.
         self.program_starts: list[float] = []
         self.last_kill = -math.inf
+        #: (kill, ready) of each restart, s from the start: the ready instant the program
+        #: printed, taken once its pool was open; a worker may start a task just before.
+        self.resumed: list[tuple[float, float]] = []
 
     def run(self, restarts: Sequence[tuple[float, float]], timeout: float) -> None:
         """Start the program, kill and restart it as planned, wait for it to finish
@@ -105,8 +110,7 @@ class _Replay:
             back = self._kill() + downtime
             time.sleep(max(0.0, back - time.time()))
             ready = self._launch(self.start)
-            self.recorder.workers_changed(ready - self.start, self.workers)
-            self.recorder.event(ready - self.start, "pool_restart")
+            self.resumed.append((self.last_kill - self.start, ready - self.start))
         ended = self._ended_within(deadline - time.time())
         code = None if self.program is None else self.program.returncode
         if ended and code != 0:
@@ -185,7 +189,21 @@ class _Replay:
             else:
                 rec.status[task] = FAILED
                 rec.event(float(ended[row]), "failed", rec.worker[task], task)
+        self._record_restarts()
         return rec.result("real", meta)
+
+    def _record_restarts(self) -> None:
+        """Each restarted pool serves from its program's ready instant, or from its first
+        task's start when a worker took one before the program said ready (a worker
+        process is ready a few ms before the last of them, and the journal's tasks are
+        queued for it when the pool opens)."""
+        rec = self.recorder
+        starts = np.array(rec.start + [row[3] for row in rec.attempt_log], dtype=float)
+        for killed, ready in self.resumed:
+            early = starts[(starts > killed) & (starts < ready)]
+            served = float(early.min()) if len(early) else ready
+            rec.workers_changed(served, self.workers)
+            rec.event(served, "pool_restart")
 
 
 def launch_program(spec_file: Path, start: float | None) -> subprocess.Popen[str]:

@@ -112,6 +112,24 @@ def test_a_killed_program_resumes_from_its_journal_and_loses_nothing(
     assert programs_alive(tag) == []
 
 
+def test_a_restarted_pool_serves_from_its_first_task_when_that_precedes_its_ready_line(
+    tmp_path: Path,
+) -> None:
+    # A worker process answers ready a few ms before the last of them, and the journal's
+    # tasks wait for it when the pool opens: it may start one before the program prints
+    # its ready instant. The pool served from then (not while the program was down).
+    from real.restart_replay import _Replay
+
+    replay = _Replay(steady_workload(4), 2, tmp_path / "spec", tmp_path / "journal")
+    replay.resumed = [(0.6, 2.45), (3.0, 4.0)]
+    replay.recorder.start[:3] = [0.1, 2.447, 4.2]
+    replay.recorder.attempt_log.append((3, 0, 0.0, 2.449, 3.0, "lost-worker"))
+    replay._record_restarts()
+    restarts = [time for time, kind, *_ in replay.recorder.events if kind == "pool_restart"]
+    assert restarts == [2.447, 4.0]
+    assert sorted(replay.recorder.worker_changes)[-2:] == [(2.447, 2), (4.0, 2)]
+
+
 def test_two_restarts_under_priorities_record_each_lost_attempt_once(tag: str) -> None:
     # Class 0 goes first: a class-1 task taken back at the first restart may wait, and
     # the journal still shows its earlier start at the second kill.
