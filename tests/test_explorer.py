@@ -322,3 +322,33 @@ def test_settings_outside_the_controls_are_said_and_a_failed_export_is_not_raise
     explorer.folder = blocker / "inside"  # a folder that cannot be made
     explorer.export_button.click()
     assert "cannot export" in explorer.status.value
+
+
+@pytest.mark.parametrize("raises", [False, True])
+def test_the_garbage_collector_pauses_for_a_model_run_and_comes_back(
+    explorer: Explorer, monkeypatch: pytest.MonkeyPatch, raises: bool
+) -> None:
+    import gc
+
+    import sim.explorer.app as app
+
+    seen: list[bool] = []
+    model_run = sim.run
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        seen.append(gc.isenabled())
+        if raises:
+            raise RuntimeError("the model failed")
+        return model_run(*args, **kwargs)
+
+    monkeypatch.setattr(app.sim, "run", run)
+    assert gc.isenabled()
+    explorer.controls["workers"].value = 3
+    assert seen == [False] and gc.isenabled()
+    assert ("RuntimeError: the model failed" in explorer.message) == raises
+    gc.disable()  # a caller who turned it off keeps it off
+    try:
+        explorer.controls["workers"].value = 5
+        assert seen == [False, False] and not gc.isenabled()
+    finally:
+        gc.enable()
