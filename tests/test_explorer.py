@@ -145,6 +145,31 @@ def test_a_users_registered_policy_gets_controls_for_its_parameters(
     assert isinstance(policy, TunedFIFO) and (policy.patience, policy.mode) == (2.0, "brisk")
 
 
+def test_a_policy_registered_after_opening_joins_the_choice_at_the_next_update(
+    tmp_path: Path,
+) -> None:
+    explorer = sim.explore(SMALL.replace(policy="work-stealing"), folder=tmp_path)
+    explorer.policy_controls["victim"].value = "longest"
+    register_policy("late-fifo", TunedFIFO)
+    try:
+        assert "late-fifo" not in explorer.controls["policy"].options
+        runs = explorer.result
+        explorer.controls["workers"].value = 5
+        assert "late-fifo" in explorer.controls["policy"].options
+        # The choice and its own settings stay, and the run is of them.
+        assert explorer.controls["policy"].value == "work-stealing"
+        assert explorer.policy_controls["victim"].value == "longest"
+        assert explorer.result is not runs and explorer.message == ""
+        assert explorer.settings().make_policy().victim == "longest"
+        explorer.controls["policy"].value = "late-fifo"
+        assert set(explorer.policy_controls) == {"patience", "mode"}
+    finally:
+        del _FACTORIES["late-fifo"]
+    explorer.controls["workers"].value = 4  # dropped from the registry, still chosen
+    assert explorer.controls["policy"].value == "late-fifo"
+    assert "late-fifo" in explorer.controls["policy"].options
+
+
 def test_export_writes_code_that_reproduces_the_run_and_the_figure(
     explorer: Explorer, tmp_path: Path
 ) -> None:

@@ -23,6 +23,7 @@ import ipywidgets as widgets
 from matplotlib.figure import Figure
 
 import sim
+from pool.registry import policy_names
 from pool.results import RunResult
 from sim.explorer import controls as make
 from sim.explorer.export import python_code
@@ -189,6 +190,24 @@ class Explorer:
             changed = self._inner_changed if parameter == wraps else self._changed
             control.observe(changed, names="value")
 
+    def _list_policies(self) -> None:
+        """Policies registered since the explorer opened join the choice (one that was
+        dropped from the registry meanwhile stays while it is chosen)."""
+        choice = self.controls["policy"]
+        names = list(policy_names())
+        if choice.value not in names:
+            names.append(choice.value)
+        if list(choice.options) == names:
+            return
+        chosen = choice.value
+        # A Dropdown given new options picks the first: put the choice back unheard.
+        choice.unobserve(self._policy_changed, names="value")
+        try:
+            choice.options = names
+            choice.value = chosen
+        finally:
+            choice.observe(self._policy_changed, names="value")
+
     def settings(self) -> Settings:
         """The settings the controls hold now."""
         return make.read_settings(self.controls, self.policy_controls, self.inner_controls)
@@ -198,6 +217,7 @@ class Explorer:
     def update(self) -> None:
         """Run the model on the current settings and redraw; on settings that cannot run
         (or anything that fails on the way), say why and keep the last good figure."""
+        self._list_policies()
         settings = self.settings()
         started = time.perf_counter()
         try:
