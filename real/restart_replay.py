@@ -138,6 +138,11 @@ class _Replay:
         """SIGKILL the program's whole session now and note what the journal held
         running; return the instant of the kill (Unix seconds)."""
         assert self.program is not None
+        # The instant after the signal: once it is sent nothing of the session starts or
+        # commits a task, so no start recorded lies after the crash (taken before it, a
+        # descheduled moment between the two could put one there).
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.program.pid, signal.SIGKILL)
         instant = time.time()
         killed = instant - self.start
         kill_session(self.program)

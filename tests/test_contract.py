@@ -11,6 +11,7 @@ returns no late result) the test says so.
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import time
 from collections.abc import Callable
@@ -68,6 +69,10 @@ FAST_RECOVERY = Recovery(
     max_attempts=3,
     retry_backoff=0.005,
 )
+#: Where the heartbeat is not under test, processes get a slower one: a child's heartbeat
+#: is judged by the wall clock, and one not run for ~70 ms on a loaded machine would look
+#: dead under FAST_RECOVERY (a process's exit is seen through its sentinel anyway).
+PROCESS_HEARTBEAT = {"heartbeat_interval": 0.05, "heartbeat_timeout": 0.5}
 #: Slack for the real pool's timing (noisy 2-core machine): only lower bounds are tight.
 REAL_SLACK = 1.0
 
@@ -121,6 +126,11 @@ def runner(request: pytest.FixtureRequest) -> Runner:
 def on_processes(runner: Runner) -> bool:
     """Whether ``runner`` runs its workers as processes."""
     return runner in (_sim_processes, _real_processes)
+
+
+def recovery_for(runner: Runner, recovery: Recovery = FAST_RECOVERY) -> Recovery:
+    """``recovery``, with :data:`PROCESS_HEARTBEAT` when ``runner`` runs processes."""
+    return dataclasses.replace(recovery, **PROCESS_HEARTBEAT) if on_processes(runner) else recovery
 
 
 def workload_of(
@@ -365,7 +375,8 @@ def test_crash_is_detected_restarted_and_retried(runner: Runner) -> None:
     workload = overloaded_workload()
     crash_time, slot = 0.2, 1
     faults = FaultPlan(crashes=[(crash_time, slot)])
-    result = runner(workload, pool.FIFO(), 4, faults=faults, recovery=FAST_RECOVERY, seed=8)
+    rec = recovery_for(runner)
+    result = runner(workload, pool.FIFO(), 4, faults=faults, recovery=rec, seed=8)
     assert_all_done(result, workload)
     crashes = events_of(result, "crash")
     detected = events_of(result, "detected")
@@ -378,7 +389,6 @@ def test_crash_is_detected_restarted_and_retried(runner: Runner) -> None:
     detected_at = float(detected["time"].iloc[0])
     restarted_at = float(restarts["time"].iloc[0])
     assert crashed_at >= crash_time - 1e-9
-    rec = FAST_RECOVERY
     if not on_processes(runner):
         # Detection follows the heartbeat rule: never earlier than timeout minus one interval.
         assert detected_at - crashed_at >= rec.heartbeat_timeout - rec.heartbeat_interval - 1e-6
@@ -411,11 +421,11 @@ def expected_attempts(faults: FaultPlan, recovery: Recovery, n_tasks: int, seed:
 def test_task_failures_are_retried(runner: Runner) -> None:
     workload = basic_workload().head(150)
     faults = FaultPlan(task_failure_prob=0.3)
-    seed = 9
-    result = runner(workload, pool.FIFO(), 4, faults=faults, recovery=FAST_RECOVERY, seed=seed)
-    attempts = expected_attempts(faults, FAST_RECOVERY, len(workload), seed)
+    seed, recovery = 9, recovery_for(runner)
+    result = runner(workload, pool.FIFO(), 4, faults=faults, recovery=recovery, seed=seed)
+    attempts = expected_attempts(faults, recovery, len(workload), seed)
     failures = faults.attempt_failures(
-        len(workload), FAST_RECOVERY.max_attempts, run_streams(seed).failures
+        len(workload), recovery.max_attempts, run_streams(seed).failures
     )
     assert failures is not None
     all_failed = failures.all(axis=1)
@@ -446,21 +456,23 @@ def test_late_results_of_dead_workers_are_discarded_and_counted(
     if scenario == "hang":
         workload = overloaded_workload()
         faults = FaultPlan(hangs=[(0.2, 1, 0.9)])  # returns long after the backlog drains
-        recovery, expected, given_up = FAST_RECOVERY, 1, "detected"
+        recovery, expected, given_up = recovery_for(runner), 1, "detected"
     else:
         n_tasks = 40
         service = [0.005] * n_tasks
-        service[3] = 0.5  # every attempt of task 3 times out and comes back late
+        service[3] = 1.2  # every attempt of task 3 times out and comes back late
         workload = workload_of(list(np.linspace(0.0, 0.4, n_tasks)), service)
         faults = FaultPlan()
+        # A timeout well above a 5 ms task's: a stalled machine does not time that out.
         recovery = Recovery(
             heartbeat_interval=0.02,
             heartbeat_timeout=0.08,
             restart_delay=0.02,
             max_attempts=2,
             retry_backoff=0.005,
-            task_timeout=0.15,
+            task_timeout=0.5,
         )
+        recovery = recovery_for(runner, recovery)
         expected, given_up = 2, "timeout"
     result = runner(workload, pool.FIFO(), 4, faults=faults, recovery=recovery, seed=10)
     tasks = result.tasks

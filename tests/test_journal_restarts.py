@@ -89,7 +89,7 @@ def test_a_killed_program_resumes_from_its_journal_and_loses_nothing(
     events = result.events
     assert events["kind"].tolist()[:2] == ["pool_crash", "pool_restart"]
     crash, restart = events["time"].tolist()[:2]
-    assert crash == pytest.approx(0.6, abs=0.1)
+    assert 0.6 - 1e-3 <= crash < 1.0  # as planned, or later by a descheduled moment
     assert restart - crash >= 0.2  # the downtime, then the program's own start
     assert len(result.meta["program_starts"]) == 2
     # Nothing ran while the program was down; what started before ended before, or

@@ -39,6 +39,15 @@ FAST = Recovery(
     max_attempts=3,
     retry_backoff=0.005,
 )
+#: A heartbeat that finds a long stop within the run, but not a child a loaded machine
+#: left unscheduled for a while (a child's heartbeat is judged by the wall clock).
+STEADY = Recovery(
+    heartbeat_interval=0.05,
+    heartbeat_timeout=0.5,
+    restart_delay=0.02,
+    max_attempts=3,
+    retry_backoff=0.005,
+)
 #: A heartbeat too slow to find anything within the run: what is found, the sentinel found.
 SLOW_HEARTBEAT = Recovery(
     heartbeat_interval=0.5,
@@ -121,24 +130,25 @@ def test_a_long_stop_is_found_by_heartbeat_and_killed_a_short_one_survived(
     runner: Runner,
 ) -> None:
     workload = overloaded()
-    faults = FaultPlan(hangs=[(0.2, 1, 0.6), (0.2, 2, 0.02)])
-    result = runner(workload, "fifo", 4, faults=faults, recovery=FAST, seed=8)
+    faults = FaultPlan(hangs=[(0.2, 1, 1.5), (0.2, 2, 0.02)])
+    result = runner(workload, "fifo", 4, faults=faults, recovery=STEADY, seed=8)
     assert_all_done(result, workload)  # the killed process returns no late result
     assert sorted(events_of(result, "hang")["worker"].tolist()) == [1, 2]
     detected = events_of(result, "detected")
     assert detected["worker"].tolist() == [1]
     hung_at = float(events_of(result, "hang")["time"].min())
-    assert float(detected["time"].iloc[0]) - hung_at >= FAST.heartbeat_timeout - 0.03
+    assert float(detected["time"].iloc[0]) - hung_at >= STEADY.heartbeat_timeout - 0.03
     assert events_of(result, "discarded").empty
 
 
 def test_failures_are_drawn_per_attempt(runner: Runner) -> None:
     workload = Workload.poisson(200.0, dists.Exponential(0.005), 150, seed=1)
     faults, seed = FaultPlan(task_failure_prob=0.3), 9
-    result = runner(workload, "fifo", 4, faults=faults, recovery=FAST, seed=seed)
-    failures = faults.attempt_failures(len(workload), FAST.max_attempts, run_streams(seed).failures)
+    result = runner(workload, "fifo", 4, faults=faults, recovery=SLOW_HEARTBEAT, seed=seed)
+    max_attempts = SLOW_HEARTBEAT.max_attempts
+    failures = faults.attempt_failures(len(workload), max_attempts, run_streams(seed).failures)
     assert failures is not None
-    expected = np.where(failures.all(axis=1), FAST.max_attempts, np.argmin(failures, axis=1) + 1)
+    expected = np.where(failures.all(axis=1), max_attempts, np.argmin(failures, axis=1) + 1)
     assert result.tasks["attempts"].tolist() == expected.tolist()
     failed = (result.tasks["status"] == "failed").to_numpy()
     assert (failed == failures.all(axis=1)).all()
