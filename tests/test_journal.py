@@ -14,7 +14,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -90,13 +90,21 @@ def test_a_task_is_committed_before_submit_returns(path: Path, pools: list[Any])
     assert written[1][2] == "pending"
 
 
+def wait_for(condition: Callable[[], bool], seconds: float = 10.0) -> None:
+    """Return once ``condition()`` holds (a test's sleep would guess how long it takes)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        time.sleep(0.005)
+
+
 def test_a_submit_refused_after_it_was_written_is_removed_again(
     path: Path, pools: list[Any]
 ) -> None:
     pool = real.ThreadedPool("fifo", 1, max_pending=1, submit_timeout=0.05, journal=path)
     pools.append(pool)
-    pool.submit_with(nap, (1, 0.5), key="running")
-    time.sleep(0.1)  # taken by the worker: the queue is empty
+    running = pool.submit_with(nap, (1, 0.5), key="running")
+    wait_for(running.running)  # taken by the worker: the queue is empty
     pool.submit_with(nap, (2, 0.0), key="queued")
     with pytest.raises(TimeoutError):
         pool.submit_with(nap, (3, 0.0), key="refused")
@@ -438,10 +446,12 @@ def test_the_command_line_refuses_bad_input_in_one_line(
 def test_a_key_taken_by_a_submit_that_then_fails_gives_its_error(
     path: Path, pools: list[Any]
 ) -> None:
-    pool = real.ThreadedPool("fifo", 1, max_pending=1, submit_timeout=0.6, journal=path)
+    # The first submit of K waits for room (1.5 s) and times out before the running task
+    # makes room (3 s); the second comes while it waits.
+    pool = real.ThreadedPool("fifo", 1, max_pending=1, submit_timeout=1.5, journal=path)
     pools.append(pool)
-    pool.submit_with(nap, (1, 1.0), key="running")
-    time.sleep(0.2)
+    running = pool.submit_with(nap, (1, 3.0), key="running")
+    wait_for(running.running)
     pool.submit_with(nap, (2, 0.0), key="queued")
     errors: list[BaseException] = []
 
@@ -453,7 +463,8 @@ def test_a_key_taken_by_a_submit_that_then_fails_gives_its_error(
 
     thread = threading.Thread(target=first)
     thread.start()
-    time.sleep(0.2)
+    wait_for(lambda: "K" in [key for key, *_ in rows(path)])  # written, waiting for room
+    assert thread.is_alive()
     second = pool.submit_with(nap, (3, 0.0), key="K")  # the first submit's future
     thread.join()
     assert len(errors) == 1

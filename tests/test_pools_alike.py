@@ -113,8 +113,11 @@ def test_priorities_decide_the_order_of_a_queue(make_pool: PoolMaker) -> None:
 def test_backpressure_blocks_submit_then_times_out(make_pool: PoolMaker) -> None:
     pool = make_pool("fifo", workers=1, max_pending=2, submit_timeout=0.2)
     started(pool)
-    pool.submit(nap, 1.0)
-    time.sleep(0.2)  # it runs: the queue is empty
+    running = pool.submit(nap, 1.0)
+    deadline = time.monotonic() + SOON
+    while not running.running():  # it runs: the queue is empty
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
     pool.submit(nap, 0.0)
     pool.submit(nap, 0.0)
     began = time.monotonic()

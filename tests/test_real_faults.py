@@ -249,7 +249,7 @@ def test_task_timeout_fails_a_long_task_and_discards_late_results() -> None:
     n_tasks = 40
     service = np.full(n_tasks, 0.005)
     long_task = 3
-    service[long_task] = 0.5
+    service[long_task] = 1.2
     workload = workload_of(np.linspace(0.0, 0.4, n_tasks), service)
     recovery = Recovery(
         heartbeat_interval=0.02,
@@ -257,7 +257,7 @@ def test_task_timeout_fails_a_long_task_and_discards_late_results() -> None:
         restart_delay=0.02,
         max_attempts=2,
         retry_backoff=0.005,
-        task_timeout=0.15,
+        task_timeout=0.5,  # well above a 5 ms task's, on a machine that stalls
     )
     result = run(workload, "fifo", 3, recovery=recovery, seed=6)
     assert_accounted(result, workload, recovery)

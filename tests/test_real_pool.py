@@ -605,7 +605,7 @@ def test_task_timeout_retries_and_discards_late_result(make_pool: Any, gates: An
         restart_delay=0.02,
         max_attempts=3,
         retry_backoff=0.005,
-        task_timeout=0.15,
+        task_timeout=0.5,  # well above a quick attempt's, on a machine that stalls
     )
     p = make_pool("fifo", workers=2, recovery=recovery)
     gate = gates()
@@ -632,10 +632,10 @@ def test_task_timeout_every_attempt_gives_worker_lost(make_pool: Any) -> None:
         restart_delay=0.02,
         max_attempts=2,
         retry_backoff=0.005,
-        task_timeout=0.1,
+        task_timeout=0.5,  # well above a quick task's, on a machine that stalls
     )
     p = make_pool("fifo", workers=2, recovery=recovery)
-    future = p.submit(time.sleep, 0.6)
+    future = p.submit(time.sleep, 1.5)
     quick = [p.submit(square, i) for i in range(10)]
     assert isinstance(future.exception(timeout=SOON), real.WorkerLost)
     assert [f.result(timeout=SOON) for f in quick] == [i * i for i in range(10)]
