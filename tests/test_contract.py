@@ -399,6 +399,8 @@ def test_crash_is_detected_restarted_and_retried(runner: Runner) -> None:
     # The task the crashed worker ran is retried and completes on a second attempt.
     victim = int(crashes["task_id"].iloc[0])
     assert victim >= 0, "the worker was busy when it crashed"
+    if runner is _real_processes and retries["task_id"].tolist() != [victim]:
+        victim = answered_before_the_kill(result, victim, slot)
     assert retries["task_id"].tolist() == [victim]
     tasks = result.tasks.set_index("task_id")
     assert tasks.loc[victim, "attempts"] == 2
@@ -408,6 +410,17 @@ def test_crash_is_detected_restarted_and_retried(runner: Runner) -> None:
     assert result.summary()["duplicates"] == 0
     assert "recovery_time" in result.summary()
     assert_sane_timeline(result, max_workers=4)
+
+
+def answered_before_the_kill(result: pool.RunResult, crashed: int, slot: int) -> int:
+    """The task lost instead of ``crashed`` when a killed child had sent ``crashed``'s
+    answer just before the SIGKILL: that one completed at once, and the next task its
+    slot sent to the dead child is the attempt lost."""
+    tasks = result.tasks.set_index("task_id")
+    assert tasks.loc[crashed, "attempts"] == 1 and tasks.loc[crashed, "status"] == "done"
+    lost = result.attempts
+    assert len(lost) == 1 and int(lost["worker"].iloc[0]) == slot
+    return int(lost["task_id"].iloc[0])
 
 
 def expected_attempts(faults: FaultPlan, recovery: Recovery, n_tasks: int, seed: int) -> np.ndarray:
