@@ -99,12 +99,14 @@ def _children_end(timeout: float = 10.0) -> bool:
 
 
 def _real_processes(workload: Workload, policy: Any, workers: int, **kw: Any) -> pool.RunResult:
+    kw.setdefault("recovery", Recovery(**PROCESS_HEARTBEAT))
     result = _real_run(workload, policy, workers, backend="process", **kw)
     assert _children_end(), "a worker process outlived the run"
     return result
 
 
 def _sim_processes(workload: Workload, policy: Any, workers: int, **kw: Any) -> pool.RunResult:
+    kw.setdefault("recovery", Recovery(**PROCESS_HEARTBEAT))
     return sim.run(workload, policy, workers, backend="process", **kw)
 
 

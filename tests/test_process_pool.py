@@ -153,7 +153,8 @@ def test_a_killed_worker_is_replaced_and_only_its_task_retried(
     victim = p.submit(own_pid).result(timeout=SOON)
     slow = p.submit(nap, 1.0)
     queued = [p.submit(square, x) for x in range(5)]
-    time.sleep(0.3)
+    assert until(slow.running)  # sent to the child: the kill loses this attempt
+    time.sleep(0.05)
     os.kill(victim, signal.SIGKILL)
     assert slow.result(timeout=SOON) == 1.0  # run again in the new process
     assert [f.result(timeout=SOON) for f in queued] == [x * x for x in range(5)]
