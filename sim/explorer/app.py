@@ -317,8 +317,8 @@ def explore(settings: Settings | None = None, folder: str | Path = "explorer") -
 @contextlib.contextmanager
 def _collector_paused() -> Iterator[None]:
     """Python's cyclic garbage collector paused for one model run (as it was after it).
-    A run makes and drops some hundred thousand objects; with the collector on, every few
-    runs one of them ends in a full collection, which walks every object the notebook
+    A run makes and drops objects by the tens of thousands; with the collector on, every
+    few runs one of them ends in a full collection, which walks every object the notebook
     holds (0.13-0.17 s of an update here). What the run leaves is collected afterwards
     with the young objects, at no such cost; a run is bounded (100,000 tasks at most)."""
     enabled = gc.isenabled()
