@@ -141,11 +141,10 @@ class _Replay:
         # The instant after the signal: once it is sent nothing of the session starts or
         # commits a task, so no start recorded lies after the crash (taken before it, a
         # descheduled moment between the two could put one there).
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.program.pid, signal.SIGKILL)
+        kill_session(self.program, wait=False)
         instant = time.time()
         killed = instant - self.start
-        kill_session(self.program)
+        self.program.wait()
         self.recorder.event(killed, "pool_crash")
         self.recorder.workers_changed(killed, -self.workers)
         tasks = read_tasks(self.journal)
@@ -250,10 +249,12 @@ def ready_instant(program: subprocess.Popen[str]) -> float:
     raise RuntimeError(f"the journaled program did not start (exit code {program.poll()})")
 
 
-def kill_session(program: subprocess.Popen[str]) -> None:
-    """SIGKILL the program's session (it, its worker processes and their fork server);
-    a session whose program has ended is killed too (the group outlives its leader only
-    while a member lives, so its id cannot name another's)."""
+def kill_session(program: subprocess.Popen[str], wait: bool = True) -> None:
+    """SIGKILL the program's session (it, its worker processes and their fork server)
+    and, with ``wait``, reap the program; a session whose program has ended is killed too
+    (the group outlives its leader only while a member lives, so its id cannot name
+    another's)."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(program.pid, signal.SIGKILL)
-    program.wait()
+    if wait:
+        program.wait()

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from test_contract import answered_before_the_kill
 
 import pool
 import real
@@ -123,12 +124,7 @@ def test_a_killed_worker_is_seen_at_once_and_only_its_task_retried(runner: Runne
     victim = int(crash["task_id"].iloc[0])
     retried = events_of(result, "retry")["task_id"].tolist()
     if result.backend == "real" and retried != [victim]:
-        # Its child had sent the answer just before the kill: that task completed, and
-        # the next one the slot sent to the dead child is the attempt lost.
-        assert result.tasks.set_index("task_id").loc[victim, "attempts"] == 1
-        lost = result.attempts
-        assert len(lost) == 1 and lost["worker"].tolist() == [1]
-        victim = int(lost["task_id"].iloc[0])
+        victim = answered_before_the_kill(result, victim, 1)
     assert retried == [victim]
     assert result.tasks.set_index("task_id").loc[victim, "attempts"] == 2
     assert events_of(result, "restart")["worker"].tolist() == [1]
