@@ -70,6 +70,7 @@ def machine(started: str, load_at_start: list[float] | None) -> dict[str, Any]:
     return {
         "date": started,
         "cpu_count": os.cpu_count(),
+        "cpu_model": cpu_model(),
         "python": sys.version.split()[0],
         "git_commit": git("rev-parse", "--short", "HEAD"),
         "load_average_at_start": load_at_start,
